@@ -1,0 +1,86 @@
+// A dense feed-forward network over parameters that the caller owns (NumPy arrays, in the
+// Python package), the workspace a pass needs, and the passes themselves:
+//   forward:   a_l = z_{l-1} @ W_l + b_l,  z_l = f(a_l)   (f = the output activation at the top)
+//   backward:  delta_L from the loss, delta_l = f'(a_l) * (delta_{l+1} @ W_{l+1}^T)
+//              grad W_l = (z_{l-1}^T @ delta_l + alpha W_l) / S,  grad b_l = sum_i delta_l / S
+#pragma once
+
+#include <vector>
+
+#include "fastmlp/activation.hpp"
+#include "fastmlp/loss.hpp"
+#include "fastmlp/matrix.hpp"
+
+namespace fastmlp {
+
+// Pointers to the weights of every layer: W_l is (sizes[l], sizes[l+1]) row-major, b_l is
+// (sizes[l+1],). Nothing is owned.
+template <class T>
+struct Network {
+  std::vector<Index> sizes;  // input, hidden..., output; at least two
+  Activation hidden = Activation::relu;
+  Activation output = Activation::identity;
+  std::vector<T*> coefs;
+  std::vector<T*> intercepts;
+
+  Index n_layers() const { return Index(sizes.size()) - 1; }  // weight layers
+  Index n_inputs() const { return sizes.front(); }
+  Index n_outputs() const { return sizes.back(); }
+  Activation activation_of(Index layer) const { return layer + 1 == n_layers() ? output : hidden; }
+  MatrixMap<T> W(Index l) const { return MatrixMap<T>(coefs[l], sizes[l], sizes[l + 1]); }
+  VectorMap<T> b(Index l) const { return VectorMap<T>(intercepts[l], sizes[l + 1]); }
+};
+
+// Gradient buffers with the layout of Network's parameters; again pointers only.
+template <class T>
+struct Gradients {
+  std::vector<T*> coefs;
+  std::vector<T*> intercepts;
+};
+
+// Buffers for passes over at most max_rows samples, allocated once (per fit, or per predict
+// chunk) so that the minibatch loop never allocates.
+template <class T>
+class Workspace {
+ public:
+  Workspace(const std::vector<Index>& sizes, Index max_rows);
+  Index max_rows() const { return max_rows_; }
+  // z_l for l = 1..L (the output of weight layer l-1), (rows, sizes[l]).
+  MatrixMap<T> z(Index l, Index rows) { return {z_[l - 1].data(), rows, sizes_[l]}; }
+  // delta_l for l = 1..L, same shapes as z.
+  MatrixMap<T> delta(Index l, Index rows) { return {delta_[l - 1].data(), rows, sizes_[l]}; }
+
+ private:
+  std::vector<Index> sizes_;
+  Index max_rows_;
+  std::vector<RowMatrix<T>> z_, delta_;
+};
+
+// Raises std::invalid_argument when the network's description is unusable: fewer than two
+// sizes, a size below 1, an activation that can only be an output used in a hidden layer, or an
+// output activation the loss cannot train.
+template <class T>
+void check_network(const Network<T>& net, Loss loss);
+
+// Forward pass of X (rows, n_inputs); the output lands in ws.z(L, rows).
+template <class T>
+void forward(const Network<T>& net, ConstMatrixMap<T> X, Workspace<T>& ws);
+
+// The loss of the batch (X, Y, weights) and its gradients, written into grads. weights is
+// (rows,) or nullptr; weight_sq_norm is sum_l ||W_l||^2, which the caller may already know
+// (pass a negative value to have it computed). Returns the weighted mean loss plus
+// 0.5 alpha sum ||W||^2 / S.
+template <class T>
+double loss_and_gradients(const Network<T>& net, Loss loss, ConstMatrixMap<T> X,
+                          ConstMatrixMap<T> Y, const T* weights, T alpha, Workspace<T>& ws,
+                          const Gradients<T>& grads, double weight_sq_norm = -1.0);
+
+// sum_l ||W_l||_F^2, in double.
+template <class T>
+double weight_sq_norm(const Network<T>& net);
+
+// out (rows, n_outputs) <- forward(X), in chunks spread over the OpenMP threads.
+template <class T>
+void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out);
+
+}  // namespace fastmlp

@@ -1,0 +1,65 @@
+// Threads: OpenMP when built with it, one thread otherwise. Two rules keep the two cores busy
+// without oversubscribing them: Eigen never threads a GEMM from inside our parallel regions (it
+// checks omp_in_parallel itself), and Eigen threads a GEMM outside them only when the GEMM is
+// large enough to pay for the fork (small ones ran 3x slower threaded on this machine).
+#pragma once
+
+#include <exception>
+#include <mutex>
+
+#include "fastmlp/matrix.hpp"
+
+#ifdef FASTMLP_WITH_OPENMP
+#include <omp.h>
+#endif
+
+namespace fastmlp {
+
+// The thread count OpenMP would use now: follows OMP_NUM_THREADS and threadpoolctl.
+inline int max_threads() {
+#ifdef FASTMLP_WITH_OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// Multiply-adds below which a GEMM runs on one thread.
+constexpr double kMinParallelGemmWork = double(1 << 21);
+
+// Sets Eigen's thread count for the lifetime of the object, restoring the previous one after.
+class ScopedEigenThreads {
+ public:
+  explicit ScopedEigenThreads(int threads) : previous_(Eigen::nbThreads()) {
+    Eigen::setNbThreads(threads);
+  }
+  ~ScopedEigenThreads() { Eigen::setNbThreads(previous_); }
+  ScopedEigenThreads(const ScopedEigenThreads&) = delete;
+  ScopedEigenThreads& operator=(const ScopedEigenThreads&) = delete;
+
+ private:
+  int previous_;
+};
+
+// Runs body(begin, end) over [0, n) split into chunks of at most chunk rows, on the OpenMP
+// threads. The first exception thrown by any chunk is rethrown once, after the loop.
+template <class Body>
+void parallel_chunks(Index n, Index chunk, Body body) {
+  const Index n_chunks = (n + chunk - 1) / chunk;
+  std::exception_ptr error;
+  std::mutex error_mutex;
+#ifdef FASTMLP_WITH_OPENMP
+#pragma omp parallel for schedule(static) if (n_chunks > 1)
+#endif
+  for (Index c = 0; c < n_chunks; ++c) {
+    try {
+      body(c * chunk, std::min(n, (c + 1) * chunk));
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace fastmlp

@@ -1,0 +1,85 @@
+#include "fastmlp/activation.hpp"
+
+#include <stdexcept>
+
+namespace fastmlp {
+
+Activation parse_activation(const std::string& name) {
+  if (name == "identity") return Activation::identity;
+  if (name == "logistic") return Activation::logistic;
+  if (name == "tanh") return Activation::tanh;
+  if (name == "relu") return Activation::relu;
+  if (name == "step") return Activation::step;
+  if (name == "softmax") return Activation::softmax;
+  if (name == "exp") return Activation::exp;
+  throw std::invalid_argument("unknown activation '" + name +
+                              "': expected identity, logistic, tanh, relu, step, softmax or exp");
+}
+
+const char* activation_name(Activation activation) {
+  switch (activation) {
+    case Activation::identity: return "identity";
+    case Activation::logistic: return "logistic";
+    case Activation::tanh: return "tanh";
+    case Activation::relu: return "relu";
+    case Activation::step: return "step";
+    case Activation::softmax: return "softmax";
+    case Activation::exp: return "exp";
+  }
+  return "?";
+}
+
+bool has_elementwise_derivative(Activation activation) {
+  return activation != Activation::step && activation != Activation::softmax;
+}
+
+template <class T>
+void apply_activation(Activation activation, MatrixMap<T> a) {
+  auto x = a.array();
+  switch (activation) {
+    case Activation::identity: return;
+    // Eigen's logistic saturates to 0 and 1 without overflowing exp for large |a|.
+    case Activation::logistic: x = x.logistic(); return;
+    case Activation::tanh: x = x.tanh(); return;
+    case Activation::relu: x = x.max(T(0)); return;
+    // Threshold unit: 1 where a >= 0 (the lecture's Th), 0 elsewhere.
+    case Activation::step: x = (x >= T(0)).template cast<T>(); return;
+    case Activation::exp: x = x.exp(); return;
+    case Activation::softmax:
+      // Subtracting each row's maximum keeps exp from overflowing; the result is unchanged.
+      for (Index i = 0; i < a.rows(); ++i) {
+        auto row = a.row(i).array();
+        row = (row - row.maxCoeff()).exp();
+        row /= row.sum();
+      }
+      return;
+  }
+}
+
+template <class T>
+void multiply_by_derivative(Activation activation, ConstMatrixMap<T> z, MatrixMap<T> delta) {
+  auto d = delta.array();
+  auto out = z.array();
+  switch (activation) {
+    case Activation::identity: return;
+    case Activation::logistic: d *= out * (T(1) - out); return;
+    case Activation::tanh: d *= T(1) - out.square(); return;
+    case Activation::relu: d = (out > T(0)).select(d, T(0)); return;
+    case Activation::exp: d *= out; return;
+    case Activation::step:
+      throw std::invalid_argument(
+          "the 'step' activation has no gradient (its derivative is zero almost everywhere): "
+          "use it for forward passes only");
+    case Activation::softmax:
+      throw std::invalid_argument(
+          "softmax has no elementwise derivative: use it as the output with log_loss");
+  }
+}
+
+template void apply_activation<float>(Activation, MatrixMap<float>);
+template void apply_activation<double>(Activation, MatrixMap<double>);
+template void multiply_by_derivative<float>(Activation, ConstMatrixMap<float>, MatrixMap<float>);
+template void multiply_by_derivative<double>(Activation, ConstMatrixMap<double>,
+                                             MatrixMap<double>);
+
+}  // namespace fastmlp

@@ -1,0 +1,145 @@
+#include "fastmlp/network.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "fastmlp/parallel.hpp"
+
+namespace fastmlp {
+
+template <class T>
+Workspace<T>::Workspace(const std::vector<Index>& sizes, Index max_rows)
+    : sizes_(sizes), max_rows_(max_rows) {
+  for (std::size_t l = 1; l < sizes.size(); ++l) {
+    z_.emplace_back(max_rows, sizes[l]);
+    delta_.emplace_back(max_rows, sizes[l]);
+  }
+}
+
+template <class T>
+void check_network(const Network<T>& net, Loss loss) {
+  if (net.sizes.size() < 2) {
+    throw std::invalid_argument("a network needs at least two layer sizes (input and output)");
+  }
+  for (std::size_t l = 0; l < net.sizes.size(); ++l) {
+    if (net.sizes[l] < 1) {
+      throw std::invalid_argument("layer size " + std::to_string(l) + " is " +
+                                  std::to_string(net.sizes[l]) + ": sizes must be at least 1");
+    }
+  }
+  if (net.hidden == Activation::softmax || net.hidden == Activation::exp) {
+    throw std::invalid_argument(std::string("'") + activation_name(net.hidden) +
+                                "' is an output activation: hidden layers take identity, "
+                                "logistic, tanh, relu or step");
+  }
+  check_output_loss_pair(net.output, loss);
+}
+
+template <class T>
+void forward(const Network<T>& net, ConstMatrixMap<T> X, Workspace<T>& ws) {
+  const Index rows = X.rows();
+  for (Index l = 0; l < net.n_layers(); ++l) {
+    MatrixMap<T> a = ws.z(l + 1, rows);
+    if (l == 0) {
+      a.noalias() = X * net.W(0);
+    } else {
+      a.noalias() = ws.z(l, rows) * net.W(l);
+    }
+    a.rowwise() += net.b(l).transpose();
+    apply_activation<T>(net.activation_of(l), a);
+  }
+}
+
+template <class T>
+double weight_sq_norm(const Network<T>& net) {
+  double sum = 0.0;
+  for (Index l = 0; l < net.n_layers(); ++l) {
+    sum += double(net.W(l).squaredNorm());
+  }
+  return sum;
+}
+
+template <class T>
+double loss_and_gradients(const Network<T>& net, Loss loss, ConstMatrixMap<T> X,
+                          ConstMatrixMap<T> Y, const T* weights, T alpha, Workspace<T>& ws,
+                          const Gradients<T>& grads, double sq_norm) {
+  const Index rows = X.rows();
+  const Index L = net.n_layers();
+  forward(net, X, ws);
+
+  double weight_sum = double(rows);
+  if (weights) {
+    weight_sum = double(ConstVectorMap<T>(weights, rows).sum());
+  }
+  if (!(weight_sum > 0.0)) {
+    // A batch whose sample weights are all zero carries no information: it contributes no
+    // loss and no gradient (rather than 0/0).
+    for (Index l = 0; l < L; ++l) {
+      MatrixMap<T>(grads.coefs[l], net.sizes[l], net.sizes[l + 1]).setZero();
+      VectorMap<T>(grads.intercepts[l], net.sizes[l + 1]).setZero();
+    }
+    return 0.0;
+  }
+  ConstMatrixMap<T> h(ws.z(L, rows).data(), rows, net.n_outputs());
+  double value = weighted_loss_sum<T>(loss, net.output, h, Y, weights) / weight_sum;
+  if (alpha != T(0)) {
+    if (sq_norm < 0) sq_norm = weight_sq_norm(net);
+    value += 0.5 * double(alpha) * sq_norm / weight_sum;
+  }
+
+  const T scale = T(1) / T(weight_sum);
+  output_delta<T>(loss, net.output, h, Y, weights, ws.delta(L, rows));
+  for (Index l = L - 1; l >= 0; --l) {
+    MatrixMap<T> delta = ws.delta(l + 1, rows);
+    MatrixMap<T> gW(grads.coefs[l], net.sizes[l], net.sizes[l + 1]);
+    VectorMap<T> gb(grads.intercepts[l], net.sizes[l + 1]);
+    // grad W_l = (z_{l-1}^T delta_l + alpha W_l) / S, with z_0 = X.
+    if (l == 0) {
+      gW.noalias() = X.transpose() * delta;
+    } else {
+      gW.noalias() = ws.z(l, rows).transpose() * delta;
+    }
+    if (alpha != T(0)) gW += alpha * net.W(l);
+    gW *= scale;
+    gb.noalias() = delta.colwise().sum().transpose() * scale;
+    if (l > 0) {
+      // delta_{l-1} = f'(a_{l-1}) * (delta_l W_l^T), the derivative read from z_{l-1}.
+      MatrixMap<T> below = ws.delta(l, rows);
+      below.noalias() = delta * net.W(l).transpose();
+      multiply_by_derivative<T>(net.hidden, ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]),
+                                below);
+    }
+  }
+  return value;
+}
+
+template <class T>
+void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
+  const Index rows = X.rows();
+  const int threads = max_threads();
+  // Enough rows per chunk to keep GEMMs efficient, few enough to share the rows out evenly.
+  const Index chunk =
+      std::max<Index>(64, std::min<Index>(4096, (rows + threads - 1) / std::max(threads, 1)));
+  parallel_chunks(rows, chunk, [&](Index begin, Index end) {
+    Workspace<T> ws(net.sizes, end - begin);
+    ConstMatrixMap<T> part(X.data() + begin * X.cols(), end - begin, X.cols());
+    forward(net, part, ws);
+    out.middleRows(begin, end - begin) = ws.z(net.n_layers(), end - begin);
+  });
+}
+
+#define FASTMLP_INSTANTIATE(T)                                                                 \
+  template class Workspace<T>;                                                                 \
+  template void check_network<T>(const Network<T>&, Loss);                                     \
+  template void forward<T>(const Network<T>&, ConstMatrixMap<T>, Workspace<T>&);               \
+  template double weight_sq_norm<T>(const Network<T>&);                                        \
+  template double loss_and_gradients<T>(const Network<T>&, Loss, ConstMatrixMap<T>,            \
+                                        ConstMatrixMap<T>, const T*, T, Workspace<T>&,         \
+                                        const Gradients<T>&, double);                          \
+  template void predict<T>(const Network<T>&, ConstMatrixMap<T>, MatrixMap<T>);
+
+FASTMLP_INSTANTIATE(float)
+FASTMLP_INSTANTIATE(double)
+
+}  // namespace fastmlp

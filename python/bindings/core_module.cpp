@@ -1,0 +1,295 @@
+// fastmlp._core: the pybind11 binding of the C++ core. It only checks and converts: every array
+// is checked (dtype, shape, contiguity, writeability) before the core sees it, the parameters
+// stay in the caller's NumPy arrays (updated in place), and the GIL is released while the core
+// computes. C++ exceptions become Python exceptions (std::invalid_argument -> ValueError).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "array_checks.hpp"
+#include "fastmlp/network.hpp"
+#include "fastmlp/optimizer.hpp"
+#include "fastmlp/parallel.hpp"
+#include "fastmlp/training.hpp"
+
+namespace py = pybind11;
+
+namespace fastmlp::bindings {
+
+namespace {
+
+py::array as_ndarray(const py::handle& obj, const std::string& name) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(name + " must be a numpy.ndarray, got " +
+                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  }
+  return py::reinterpret_borrow<py::array>(obj);
+}
+
+// Per-layer arrays of one list (coefs, intercepts, gradients, optimizer moments), checked
+// against the layer sizes.
+template <class T>
+std::vector<T*> layer_pointers(const py::list& arrays, const std::string& name,
+                               const std::vector<Index>& sizes, bool matrices, bool writeable) {
+  const std::size_t n_layers = sizes.size() - 1;
+  if (arrays.size() != n_layers) {
+    throw py::value_error(name + " holds " + std::to_string(arrays.size()) + " arrays, expected " +
+                          std::to_string(n_layers) + " (one per layer)");
+  }
+  std::vector<T*> pointers;
+  for (std::size_t l = 0; l < n_layers; ++l) {
+    py::array a = as_ndarray(arrays[l], name + "[" + std::to_string(l) + "]");
+    if (matrices) {
+      check_array<T>(a, name + "[" + std::to_string(l) + "]", {sizes[l], sizes[l + 1]},
+                     writeable);
+    } else {
+      check_array<T>(a, name + "[" + std::to_string(l) + "]", {sizes[l + 1]}, writeable);
+    }
+    // The data stays valid: the caller's list holds the arrays for the whole call.
+    pointers.push_back(static_cast<T*>(const_cast<void*>(a.data())));
+  }
+  return pointers;
+}
+
+// The network described by coefs[l] (sizes[l], sizes[l+1]) and intercepts[l] (sizes[l+1],).
+template <class T>
+Network<T> make_network(const py::list& coefs, const py::list& intercepts,
+                        const std::string& activation, const std::string& output_activation,
+                        Loss loss, bool writeable) {
+  if (coefs.size() == 0) throw py::value_error("coefs is empty: a network needs a layer");
+  Network<T> net;
+  net.hidden = parse_activation(activation);
+  net.output = parse_activation(output_activation);
+  for (std::size_t l = 0; l < coefs.size(); ++l) {
+    py::array a = as_ndarray(coefs[l], "coefs[" + std::to_string(l) + "]");
+    if (a.ndim() != 2) {
+      throw py::value_error("coefs[" + std::to_string(l) + "] has shape " + shape_string(a) +
+                            ", expected a 2-D (fan_in, fan_out) array");
+    }
+    if (l == 0) net.sizes.push_back(a.shape(0));
+    net.sizes.push_back(a.shape(1));
+  }
+  check_network(net, loss);
+  net.coefs = layer_pointers<T>(coefs, "coefs", net.sizes, true, writeable);
+  net.intercepts = layer_pointers<T>(intercepts, "intercepts", net.sizes, false, writeable);
+  return net;
+}
+
+template <class T>
+const T* sample_weight_pointer(const py::object& sample_weight, py::ssize_t n_samples) {
+  if (sample_weight.is_none()) return nullptr;
+  py::array w = as_ndarray(sample_weight, "sample_weight");
+  check_array<T>(w, "sample_weight", {n_samples});
+  return const_data<T>(w);
+}
+
+template <class T>
+py::array_t<T> forward_typed(const py::array& X, const py::list& coefs,
+                             const py::list& intercepts, const std::string& activation,
+                             const std::string& output_activation) {
+  // squared_error accepts every output but softmax; softmax needs log_loss to pass the check.
+  const Loss any_loss = output_activation == "softmax" ? Loss::log_loss : Loss::squared_error;
+  Network<T> net = make_network<T>(coefs, intercepts, activation, output_activation, any_loss,
+                                   false);
+  check_array<T>(X, "X", {-1, net.n_inputs()});
+  const Index rows = X.shape(0);
+  py::array_t<T> out({py::ssize_t(rows), py::ssize_t(net.n_outputs())});
+  ConstMatrixMap<T> x(const_data<T>(X), rows, net.n_inputs());
+  MatrixMap<T> y(out.mutable_data(), rows, net.n_outputs());
+  {
+    py::gil_scoped_release release;
+    predict(net, x, y);
+  }
+  return out;
+}
+
+template <class T>
+double loss_and_gradients_typed(const py::array& X, const py::array& Y,
+                                const py::object& sample_weight, const py::list& coefs,
+                                const py::list& intercepts, const py::list& coef_grads,
+                                const py::list& intercept_grads, const std::string& activation,
+                                const std::string& output_activation, const std::string& loss,
+                                double alpha) {
+  const Loss loss_kind = parse_loss(loss);
+  Network<T> net = make_network<T>(coefs, intercepts, activation, output_activation, loss_kind,
+                                   false);
+  check_array<T>(X, "X", {-1, net.n_inputs()});
+  const Index rows = X.shape(0);
+  check_array<T>(Y, "Y", {rows, net.n_outputs()});
+  const T* w = sample_weight_pointer<T>(sample_weight, rows);
+  Gradients<T> grads{layer_pointers<T>(coef_grads, "coef_grads", net.sizes, true, true),
+                     layer_pointers<T>(intercept_grads, "intercept_grads", net.sizes, false, true)};
+  ConstMatrixMap<T> x(const_data<T>(X), rows, net.n_inputs());
+  ConstMatrixMap<T> y(const_data<T>(Y), rows, net.n_outputs());
+  py::gil_scoped_release release;
+  Workspace<T> ws(net.sizes, rows);
+  return loss_and_gradients<T>(net, loss_kind, x, y, w, T(alpha), ws, grads);
+}
+
+template <class T>
+py::tuple train_epoch_typed(const py::array& X, const py::array& Y, const py::object& sample_weight,
+                            const py::array& order, py::ssize_t batch_size, const py::list& coefs,
+                            const py::list& intercepts, const py::list& first,
+                            const py::list& second, const std::string& activation,
+                            const std::string& output_activation, const std::string& loss,
+                            double alpha, OptimizerConfig config) {
+  const Loss loss_kind = parse_loss(loss);
+  Network<T> net = make_network<T>(coefs, intercepts, activation, output_activation, loss_kind,
+                                   true);
+  check_array<T>(X, "X", {-1, net.n_inputs()});
+  const Index rows = X.shape(0);
+  check_array<T>(Y, "Y", {rows, net.n_outputs()});
+  check_array<std::int64_t>(order, "order", {-1});
+  if (batch_size < 1) throw py::value_error("batch_size must be at least 1");
+  const std::int64_t* idx = const_data<std::int64_t>(order);
+  for (py::ssize_t i = 0; i < order.shape(0); ++i) {
+    if (idx[i] < 0 || idx[i] >= rows) {
+      throw py::index_error("order[" + std::to_string(i) + "] = " + std::to_string(idx[i]) +
+                            " is not a row of X (which has " + std::to_string(rows) + " rows)");
+    }
+  }
+  // Moments: coefs then intercepts, as scikit-learn orders its params.
+  py::list first_coefs, first_intercepts, second_coefs, second_intercepts;
+  const std::size_t L = std::size_t(net.n_layers());
+  const std::size_t n_second = config.solver == Solver::adam ? 2 * L : 0;
+  if (first.size() != 2 * L || second.size() != n_second) {
+    throw py::value_error("the optimizer state holds " + std::to_string(first.size()) + " and " +
+                          std::to_string(second.size()) + " arrays, expected " +
+                          std::to_string(2 * L) + " and " + std::to_string(n_second));
+  }
+  for (std::size_t l = 0; l < L; ++l) {
+    first_coefs.append(first[l]);
+    first_intercepts.append(first[L + l]);
+    if (n_second) {
+      second_coefs.append(second[l]);
+      second_intercepts.append(second[L + l]);
+    }
+  }
+  OptimizerState<T> state;
+  state.first = layer_pointers<T>(first_coefs, "optimizer moments", net.sizes, true, true);
+  for (T* p : layer_pointers<T>(first_intercepts, "optimizer moments", net.sizes, false, true)) {
+    state.first.push_back(p);
+  }
+  if (n_second) {
+    state.second = layer_pointers<T>(second_coefs, "adam second moments", net.sizes, true, true);
+    for (T* p :
+         layer_pointers<T>(second_intercepts, "adam second moments", net.sizes, false, true)) {
+      state.second.push_back(p);
+    }
+  }
+  EpochData<T> data{ConstMatrixMap<T>(const_data<T>(X), rows, net.n_inputs()),
+                    ConstMatrixMap<T>(const_data<T>(Y), rows, net.n_outputs()),
+                    sample_weight_pointer<T>(sample_weight, rows), idx, Index(order.shape(0)),
+                    Index(batch_size)};
+  double accumulated;
+  {
+    py::gil_scoped_release release;
+    accumulated = train_epoch<T>(net, loss_kind, T(alpha), data, config, state);
+  }
+  return py::make_tuple(accumulated, config.t);
+}
+
+bool is_float32(const py::array& X) { return X.dtype().is(py::dtype::of<float>()); }
+
+void check_floating(const py::array& X) {
+  if (!is_float32(X) && !X.dtype().is(py::dtype::of<double>())) {
+    throw py::type_error("X has dtype " + std::string(py::str(X.dtype())) +
+                         ", expected float32 or float64");
+  }
+}
+
+}  // namespace
+
+}  // namespace fastmlp::bindings
+
+PYBIND11_MODULE(_core, m) {
+  using namespace fastmlp;
+  using namespace fastmlp::bindings;
+  m.doc() = "fastmlp's compiled core (private: use the fastmlp package).";
+
+  m.def(
+      "forward",
+      [](const py::array& X, const py::list& coefs, const py::list& intercepts,
+         const std::string& activation, const std::string& output_activation) -> py::array {
+        check_floating(X);
+        if (is_float32(X)) {
+          return forward_typed<float>(X, coefs, intercepts, activation, output_activation);
+        }
+        return forward_typed<double>(X, coefs, intercepts, activation, output_activation);
+      },
+      py::arg("X"), py::arg("coefs"), py::arg("intercepts"), py::arg("activation"),
+      py::arg("output_activation"),
+      "Output activations (n_samples, n_outputs) of X (n_samples, n_inputs); threaded.");
+
+  m.def(
+      "loss_and_gradients",
+      [](const py::array& X, const py::array& Y, const py::object& sample_weight,
+         const py::list& coefs, const py::list& intercepts, const py::list& coef_grads,
+         const py::list& intercept_grads, const std::string& activation,
+         const std::string& output_activation, const std::string& loss, double alpha) {
+        check_floating(X);
+        if (is_float32(X)) {
+          return loss_and_gradients_typed<float>(X, Y, sample_weight, coefs, intercepts,
+                                                 coef_grads, intercept_grads, activation,
+                                                 output_activation, loss, alpha);
+        }
+        return loss_and_gradients_typed<double>(X, Y, sample_weight, coefs, intercepts,
+                                                coef_grads, intercept_grads, activation,
+                                                output_activation, loss, alpha);
+      },
+      py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("coefs"),
+      py::arg("intercepts"), py::arg("coef_grads"), py::arg("intercept_grads"),
+      py::arg("activation"), py::arg("output_activation"), py::arg("loss"), py::arg("alpha"),
+      "The mean loss of (X, Y) with its L2 term; writes the gradients into coef_grads and "
+      "intercept_grads.");
+
+  m.def(
+      "train_epoch",
+      [](const py::array& X, const py::array& Y, const py::object& sample_weight,
+         const py::array& order, py::ssize_t batch_size, const py::list& coefs,
+         const py::list& intercepts, const py::list& first, const py::list& second,
+         const std::string& activation, const std::string& output_activation,
+         const std::string& loss, double alpha, const std::string& solver,
+         double learning_rate, double momentum, bool nesterov, double beta_1, double beta_2,
+         double epsilon, std::int64_t t) {
+        check_floating(X);
+        OptimizerConfig config{parse_solver(solver), learning_rate, momentum, nesterov,
+                               beta_1, beta_2, epsilon, t};
+        if (is_float32(X)) {
+          return train_epoch_typed<float>(X, Y, sample_weight, order, batch_size, coefs,
+                                          intercepts, first, second, activation,
+                                          output_activation, loss, alpha, config);
+        }
+        return train_epoch_typed<double>(X, Y, sample_weight, order, batch_size, coefs,
+                                         intercepts, first, second, activation,
+                                         output_activation, loss, alpha, config);
+      },
+      py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("order"),
+      py::arg("batch_size"), py::arg("coefs"), py::arg("intercepts"), py::arg("first"),
+      py::arg("second"), py::arg("activation"), py::arg("output_activation"), py::arg("loss"),
+      py::arg("alpha"), py::arg("solver"), py::arg("learning_rate"), py::arg("momentum"),
+      py::arg("nesterov"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),
+      py::arg("t"),
+      "One epoch of minibatch training over X[order]; updates the parameters and optimizer "
+      "moments in place. Returns (sum of batch loss * batch length, adam's step count).");
+
+  m.def("build_info", []() {
+    py::dict info;
+    info["version"] = FASTMLP_VERSION_INFO;
+#ifdef FASTMLP_WITH_OPENMP
+    info["openmp"] = true;
+#else
+    info["openmp"] = false;
+#endif
+    info["max_threads"] = max_threads();
+    info["cuda"] = false;
+    info["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." +
+                    std::to_string(EIGEN_MAJOR_VERSION) + "." +
+                    std::to_string(EIGEN_MINOR_VERSION);
+    info["simd"] = Eigen::SimdInstructionSetsInUse();
+    return info;
+  });
+}

@@ -1,0 +1,475 @@
+"""The estimator machinery shared by MLPClassifier and MLPRegressor.
+
+Python holds the state (``coefs_``, ``intercepts_``, optimizer moments: NumPy arrays) and the
+per-epoch rules (shuffling with scikit-learn's random stream, schedules, stopping, early
+stopping); the C++ core runs each epoch's minibatches, the forward pass and L-BFGS's loss and
+gradient. Every rule follows scikit-learn's ``sklearn/neural_network`` so that the same data,
+parameters and ``random_state`` give the same model.
+"""
+
+import warnings
+from abc import ABC, abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import scipy
+import scipy.optimize
+import scipy.sparse
+from sklearn.base import BaseEstimator, is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state, shuffle
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from fastmlp import _core
+from fastmlp._optimizers import AdamState, SGDState
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+def _scipy_lbfgs_iprint_options(iprint):
+    # SciPy 1.15 deprecated L-BFGS-B's iprint (and later removed it); older SciPy needs it to
+    # stay quiet.
+    major, minor = (int(part) for part in scipy.__version__.split(".")[:2])
+    return {"iprint": iprint} if (major, minor) < (1, 15) else {}
+
+
+class BaseMultilayerPerceptron(BaseEstimator, ABC):
+    """Base class of the estimators; not for direct use."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    @abstractmethod
+    def __init__(
+        self,
+        hidden_layer_sizes,
+        activation,
+        solver,
+        alpha,
+        batch_size,
+        learning_rate,
+        learning_rate_init,
+        power_t,
+        max_iter,
+        loss,
+        shuffle,
+        random_state,
+        tol,
+        verbose,
+        warm_start,
+        momentum,
+        nesterovs_momentum,
+        early_stopping,
+        validation_fraction,
+        beta_1,
+        beta_2,
+        epsilon,
+        n_iter_no_change,
+        max_fun,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.loss = loss
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+
+    # --- what subclasses provide -------------------------------------------------------------
+
+    @abstractmethod
+    def _validate_input(self, X, y, incremental, reset):
+        """Validated (X, y); y is 2-D or 1-D as the task needs."""
+
+    @abstractmethod
+    def _score(self, X, y, sample_weight=None):
+        """The early-stopping score (accuracy or R^2)."""
+
+    # --- the network --------------------------------------------------------------------------
+
+    def _core_loss_name(self):
+        return self.loss
+
+    def _model_dtype(self):
+        return self.coefs_[0].dtype if self.coefs_[0].dtype == np.float32 else np.float64
+
+    def _forward(self, X):
+        """Output activations (n_samples, n_outputs) of validated X."""
+        dtype = self._model_dtype()
+        X = _dense(X, dtype)
+        coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
+        intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
+        return _core.forward(X, coefs, intercepts, self.activation, self.out_activation_)
+
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        return self._forward(X)
+
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._output_activation()
+        # Glorot-uniform draws in scikit-learn's order: W_0, b_0, W_1, b_1, ...
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        self.coefs_, self.intercepts_ = [], []
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = self._random_state.uniform(-bound, bound, fan_out)
+            self.coefs_.append(coef.astype(dtype, copy=False))
+            self.intercepts_.append(intercept.astype(dtype, copy=False))
+        self._best_coefs = [c.copy() for c in self.coefs_]
+        self._best_intercepts = [b.copy() for b in self.intercepts_]
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+
+    # --- fitting ------------------------------------------------------------------------------
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        self._validate_params()
+        hidden_layer_sizes = self.hidden_layer_sizes
+        if not hasattr(hidden_layer_sizes, "__iter__"):
+            hidden_layer_sizes = [hidden_layer_sizes]
+        hidden_layer_sizes = list(hidden_layer_sizes)
+        if np.any(np.array(hidden_layer_sizes) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        dtype = X.dtype if X.dtype == np.float32 else np.float64
+        X = _dense(X, dtype)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self.n_outputs_ = y.shape[1]
+        layer_units = [X.shape[1], *hidden_layer_sizes, self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(y, layer_units, dtype)
+        else:
+            self._check_warm_start_shapes(layer_units)
+        # The core updates the parameters in place: train on our own contiguous copies, never
+        # on arrays the user assigned.
+        self.coefs_ = [np.array(c, dtype=dtype, order="C") for c in self.coefs_]
+        self.intercepts_ = [np.array(b, dtype=dtype, order="C") for b in self.intercepts_]
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, y, sample_weight, incremental)
+        else:
+            self._fit_lbfgs(X, y, sample_weight, layer_units)
+        if not all(np.isfinite(w).all() for w in (*self.coefs_, *self.intercepts_)):
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain large "
+                "values and need to be preprocessed."
+            )
+        return self
+
+    def _check_warm_start_shapes(self, layer_units):
+        expected = list(zip(layer_units[:-1], layer_units[1:]))
+        got = [np.shape(c) for c in self.coefs_]
+        if got != expected or [np.shape(b) for b in self.intercepts_] != [
+            (n,) for n in layer_units[1:]
+        ]:
+            raise ValueError(
+                f"coefs_ have shapes {got} but the data and hidden_layer_sizes need {expected}: "
+                "refit without warm_start, or assign weights of the right shapes."
+            )
+
+    def _fit_lbfgs(self, X, y, sample_weight, layer_units):
+        dtype = X.dtype
+        Y = np.ascontiguousarray(y, dtype=dtype)
+        shapes = [c.shape for c in self.coefs_] + [b.shape for b in self.intercepts_]
+        sizes = [int(np.prod(s)) for s in shapes]
+        bounds = np.cumsum([0, *sizes])
+        n_layers = len(self.coefs_)
+
+        def split(flat):
+            # Views of the flat vector in the layout of coefs_ then intercepts_.
+            parts = [flat[a:b].reshape(s) for a, b, s in zip(bounds[:-1], bounds[1:], shapes)]
+            return parts[:n_layers], parts[n_layers:]
+
+        grad = np.empty(bounds[-1], dtype=dtype)
+        coef_grads, intercept_grads = split(grad)
+
+        def loss_and_grad(packed):
+            coefs, intercepts = split(np.ascontiguousarray(packed, dtype=dtype))
+            loss = _core.loss_and_gradients(
+                X, Y, sample_weight, coefs, intercepts, coef_grads, intercept_grads,
+                self.activation, self.out_activation_, self._core_loss_name(), self.alpha,
+            )  # fmt: skip
+            return loss, grad.astype(np.float64)
+
+        packed = np.concatenate([p.ravel() for p in (*self.coefs_, *self.intercepts_)])
+        iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
+        result = scipy.optimize.minimize(
+            loss_and_grad,
+            packed.astype(np.float64),
+            method="L-BFGS-B",
+            jac=True,
+            options={
+                "maxfun": self.max_fun,
+                "maxiter": self.max_iter,
+                "gtol": self.tol,
+                **_scipy_lbfgs_iprint_options(iprint),
+            },
+        )
+        if result.status != 0:
+            warnings.warn(
+                "lbfgs failed to converge after %d iteration(s) (status=%d):\n%s\n\n"
+                "Increase the number of iterations to improve the convergence (max_iter=%d).\n"
+                "You might also want to scale the data."
+                % (result.nit, result.status, result.message, self.max_iter),
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self.n_iter_ = min(result.nit, self.max_iter)
+        self.loss_ = float(result.fun)
+        coefs, intercepts = split(np.asarray(result.x, dtype=dtype))
+        self.coefs_ = [np.ascontiguousarray(c) for c in coefs]
+        self.intercepts_ = [np.ascontiguousarray(b) for b in intercepts]
+
+    def _make_optimizer(self, params):
+        if self.solver == "sgd":
+            return SGDState(
+                params, self.learning_rate_init, self.learning_rate, self.momentum,
+                self.nesterovs_momentum, self.power_t,
+            )  # fmt: skip
+        return AdamState(params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
+
+    def _fit_stochastic(self, X, y, sample_weight, incremental):
+        params = self.coefs_ + self.intercepts_
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = self._make_optimizer(params)
+        else:
+            self._optimizer = _optimizer_for_params(self._optimizer, params)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+
+        early_stopping = self.early_stopping
+        X_val = y_val = sample_weight_val = None
+        X_train, y_train, sample_weight_train = X, y, sample_weight
+        if early_stopping:
+            # The same split as scikit-learn: same function, same random stream, same stratify.
+            stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
+            arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
+            parts = train_test_split(
+                *arrays,
+                random_state=self._random_state,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
+            X_train, X_val, y_train, y_val = parts[:4]
+            if sample_weight is not None:
+                sample_weight_train, sample_weight_val = parts[4:]
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' or the "
+                    "size of your dataset."
+                )
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
+
+        dtype = X.dtype
+        X_train = np.ascontiguousarray(X_train, dtype=dtype)
+        Y_train = np.ascontiguousarray(y_train, dtype=dtype)
+        if sample_weight_train is not None:
+            sample_weight_train = np.ascontiguousarray(sample_weight_train, dtype=dtype)
+        n_samples = X_train.shape[0]
+        sample_idx = np.arange(n_samples, dtype=np.int64)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going to be "
+                    "clipped",
+                    stacklevel=3,
+                )
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                accumulated_loss, t = _core.train_epoch(
+                    X_train, Y_train, sample_weight_train, sample_idx, batch_size,
+                    self.coefs_, self.intercepts_,
+                    activation=self.activation, output_activation=self.out_activation_,
+                    loss=self._core_loss_name(), alpha=self.alpha,
+                    **self._optimizer.core_arguments(),
+                )  # fmt: skip
+                self._optimizer.epoch_done(t)
+                self.n_iter_ += 1
+                self.loss_ = accumulated_loss / n_samples
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                if not np.isfinite(self.loss_):
+                    # Going on cannot recover: stop now rather than after max_iter epochs.
+                    raise ValueError(
+                        f"The training loss became non-finite ({self.loss_}) at iteration "
+                        f"{self.n_iter_}. The input data may contain large values and need to "
+                        "be preprocessed, or learning_rate_init may be too large."
+                    )
+
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sample_weight_val)
+                self._optimizer.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if early_stopping else "Training loss"
+                    msg = "%s did not improve more than tol=%f for %d consecutive epochs." % (
+                        what, self.tol, self.n_iter_no_change,
+                    )  # fmt: skip
+                    if self._optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                        "optimization hasn't converged yet." % self.max_iter,
+                        ConvergenceWarning,
+                        stacklevel=3,
+                    )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=3)
+        if early_stopping:
+            self.coefs_ = self._best_coefs
+            self.intercepts_ = self._best_intercepts
+
+    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
+        if early_stopping:
+            score = self._score(X, y, sample_weight=sample_weight)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_coefs = [c.copy() for c in self.coefs_]
+                self._best_intercepts = [b.copy() for b in self.intercepts_]
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data. float32 input trains in float32; anything else in float64.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            The targets (class labels in classification, real numbers in regression).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                f"{self.solver} is not stochastic."
+            )
+        return True
+
+    def _score_with_function(self, X, y, sample_weight, score_function):
+        y_pred = self._predict(X, check_input=False)
+        if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
+            return np.nan
+        return score_function(y, y_pred, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def _check_fitted(self):
+        check_is_fitted(self, ["coefs_", "intercepts_"])
+
+
+def _dense(X, dtype):
+    """X as a C-contiguous array of dtype: no copy when it already is one."""
+    if scipy.sparse.issparse(X):
+        X = X.toarray()
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def _optimizer_for_params(optimizer, params):
+    """The optimizer kept from an earlier partial_fit, its moments matched to params' dtype."""
+    for name in ("velocities", "ms", "vs"):
+        moments = getattr(optimizer, name, None)
+        if moments is not None:
+            setattr(optimizer, name, [np.ascontiguousarray(m, dtype=p.dtype)
+                                      for m, p in zip(moments, params)])  # fmt: skip
+    return optimizer

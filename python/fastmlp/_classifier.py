@@ -1,0 +1,265 @@
+"""MLPClassifier: scikit-learn's multilayer-perceptron classifier on fastmlp's core."""
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.metrics import accuracy_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import column_or_1d, validate_data
+
+from fastmlp._base import BaseMultilayerPerceptron
+
+
+class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+    """Multi-layer perceptron classifier, a drop-in for ``sklearn.neural_network.MLPClassifier``.
+
+    It takes the same parameters with the same defaults and meanings, follows the same update
+    rules, schedules and stopping rule, and draws its initial weights, shuffles and
+    early-stopping split from ``random_state`` as scikit-learn does, so that the same data and
+    parameters give the same model; the epochs run in fastmlp's C++ core. The output layer is
+    logistic for binary and multilabel targets (binary cross-entropy per output) and softmax for
+    multiclass targets (categorical cross-entropy). float32 input trains and predicts in
+    float32; other input in float64.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation of the hidden layers.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        'lbfgs' is SciPy's L-BFGS-B on the full batch; 'sgd' minibatch SGD; 'adam' Adam.
+    alpha : float, default=0.0001
+        Strength of the L2 penalty, ``0.5 * alpha * sum ||W||^2 / n_samples`` added to the loss.
+    batch_size : int or 'auto', default='auto'
+        Minibatch size of the stochastic solvers; 'auto' is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Schedule of the 'sgd' solver.
+    learning_rate_init : float, default=0.001
+        Initial learning rate of 'sgd' and 'adam'.
+    power_t : float, default=0.5
+        Exponent of the 'invscaling' schedule.
+    max_iter : int, default=200
+        Epochs of the stochastic solvers; iterations of 'lbfgs'.
+    shuffle : bool, default=True
+        Whether to shuffle the samples every epoch (stochastic solvers).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the shuffles and the early-stopping split.
+    tol : float, default=1e-4
+        Improvement below which an epoch counts as no improvement.
+    verbose : bool, default=False
+        Print the loss of every epoch.
+    warm_start : bool, default=False
+        Start ``fit`` from the current ``coefs_`` and ``intercepts_``.
+    momentum : float, default=0.9
+        Momentum of 'sgd'.
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum in 'sgd'.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified) and stop when its accuracy
+        stops improving; the best weights are restored.
+    validation_fraction : float, default=0.1
+        Share of the data held out for early stopping.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Decay rates of Adam's first and second moment estimates.
+    epsilon : float, default=1e-8
+        Adam's numerical stability term.
+    n_iter_no_change : int, default=10
+        Epochs without improvement of at least ``tol`` before stopping.
+    max_fun : int, default=15000
+        Maximum number of loss evaluations of 'lbfgs'.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    loss_ : float
+        The loss of the last epoch (with its L2 term).
+    best_loss_ : float or None
+    loss_curve_ : list of float
+    validation_scores_ : list of float or None
+    best_validation_score_ : float or None
+    t_ : int
+        Training samples seen by the solver.
+    coefs_ : list of ndarray of shape (n_units[i], n_units[i + 1])
+        Weight matrices, in scikit-learn's layout; assigning them sets the weights.
+    intercepts_ : list of ndarray of shape (n_units[i + 1],)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    n_iter_ : int
+    n_layers_ : int
+    n_outputs_ : int
+    out_activation_ : str
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+    ):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            loss="log_loss",
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+        )
+
+    def _output_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+            dtype=(np.float64, np.float32), reset=reset,
+        )  # fmt: skip
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def predict(self, X):
+        """Predict with the multi-layer perceptron classifier.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            The predicted classes.
+        """
+        self._check_fitted()
+        return self._predict(X)
+
+    def _predict(self, X, check_input=True):
+        y_pred = self._forward_pass_fast(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def _score(self, X, y, sample_weight=None):
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with one epoch over (X, y).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+        classes : array of shape (n_classes,), default=None
+            All the classes that calls may see: required on the first call, ignored after.
+
+        Returns
+        -------
+        self : object
+        """
+        first_call = not hasattr(self, "classes_")
+        if first_call and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if not first_call and classes is not None:
+            if not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(
+                    f"`classes={np.unique(classes)}` is not the same as on last call to "
+                    f"partial_fit, was: {self.classes_}"
+                )
+        if first_call:
+            self.classes_ = unique_labels(classes)
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict_log_proba(self, X):
+        """Log of the probability estimates, shape (n_samples, n_classes)."""
+        y_prob = self.predict_proba(X)
+        return np.log(y_prob, out=y_prob)
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            The probability of each class, in the order of ``classes_``.
+        """
+        self._check_fitted()
+        y_pred = self._forward_pass_fast(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags

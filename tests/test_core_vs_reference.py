@@ -1,0 +1,121 @@
+"""The C++ core (fastmlp.MLP) against the NumPy reference and against finite differences."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import fastmlp
+from fastmlp import reference
+
+HIDDEN = ("identity", "logistic", "tanh", "relu")
+OUTPUT_LOSS = (
+    ("identity", "squared_error"),
+    ("logistic", "squared_error"),
+    ("tanh", "squared_error"),
+    ("relu", "squared_error"),
+    ("exp", "squared_error"),
+    ("logistic", "log_loss"),
+    ("softmax", "log_loss"),
+    ("exp", "poisson"),
+)
+SHAPES = ((3, 1), (4, 5, 2), (7, 16, 9, 3), (2, 3, 4, 5, 6, 3))
+# float64 agrees to rounding; float32 to its ~1e-7 epsilon, amplified through a few layers.
+RTOL = {"float64": 1e-10, "float32": 1e-4}
+
+
+def make_data(shape, output, loss, n_samples, dtype, seed):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n_samples, shape[0])).astype(dtype)
+    n_out = shape[-1]
+    if loss == "log_loss" and output == "softmax":
+        Y = np.eye(n_out)[rng.randint(n_out, size=n_samples)]
+    elif loss == "log_loss":
+        Y = rng.randint(2, size=(n_samples, n_out))
+    elif loss == "poisson":
+        Y = rng.poisson(1.0, size=(n_samples, n_out))
+    else:
+        Y = rng.normal(size=(n_samples, n_out))
+    return X, Y.astype(dtype), rng.uniform(0.1, 2.0, n_samples).astype(dtype)
+
+
+def assert_close(actual, expected, rtol):
+    # Relative to the array's scale: single entries near 0 carry only absolute rounding.
+    scale = max(np.abs(expected).max(), 1e-12)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale)
+
+
+def pair(shape, hidden, output, loss, dtype, alpha=0.0, seed=0):
+    kwargs = dict(activation=hidden, output_activation=output, loss=loss, dtype=dtype,
+                  random_state=seed, alpha=alpha)  # fmt: skip
+    return fastmlp.MLP(shape, **kwargs), reference.MLP(shape, **kwargs)
+
+
+# softmax over a single output is the constant 1: that network is left out, not skipped.
+NETWORKS = [(shape, output, loss) for shape in SHAPES for output, loss in OUTPUT_LOSS
+            if not (output == "softmax" and shape[-1] == 1)]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("shape,output,loss", NETWORKS, ids=str)
+def test_forward_and_backward_match_reference(dtype, shape, hidden, output, loss):
+    core, ref = pair(shape, hidden, output, loss, dtype, alpha=0.01)
+    X, Y, w = make_data(shape, output, loss, 37, dtype, seed=1)
+    assert core.forward(X).dtype == np.dtype(dtype)
+    assert_close(core.forward(X), ref.forward(X), RTOL[dtype])
+    for sample_weight in (None, w):
+        loss_c, gW_c, gb_c = core.backward(X, Y, sample_weight)
+        loss_r, gW_r, gb_r = ref.backward(X, Y, sample_weight)
+        assert loss_c == pytest.approx(loss_r, rel=RTOL[dtype])
+        for got, want in zip(gW_c + gb_c, gW_r + gb_r, strict=True):
+            assert got.dtype == np.dtype(dtype) and got.shape == want.shape
+            assert_close(got, want, RTOL[dtype])
+
+
+@pytest.mark.parametrize("n_samples", [1, 2, 63, 64, 65, 5000])
+def test_forward_chunking_matches_reference(n_samples):
+    # predict splits rows into chunks spread over threads; every chunk boundary must be exact.
+    core, ref = pair((6, 11, 4), "tanh", "softmax", "log_loss", "float64")
+    X, _, _ = make_data((6, 11, 4), "softmax", "log_loss", n_samples, "float64", seed=2)
+    assert_close(core.forward(X), ref.forward(X), 1e-12)
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+@pytest.mark.parametrize("output,loss", OUTPUT_LOSS)
+def test_core_gradients_match_finite_differences(hidden, output, loss):
+    shape = (3, 4, 3)
+    core, _ = pair(shape, hidden, output, loss, "float64", alpha=0.05, seed=3)
+    X, Y, w = make_data(shape, output, loss, 9, "float64", seed=4)
+    _, gW, gb = core.backward(X, Y, w)
+    h = 1e-6
+    for params, grads in ((core.coefs, gW), (core.intercepts, gb)):
+        for param, grad in zip(params, grads, strict=True):
+            for idx in itertools.islice(np.ndindex(param.shape), 6):
+                saved = param[idx]
+                param[idx] = saved + h
+                up = core.backward(X, Y, w)[0]
+                param[idx] = saved - h
+                down = core.backward(X, Y, w)[0]
+                param[idx] = saved
+                # The kink of relu makes a central difference wrong only if a pre-activation
+                # sits within h of 0, which these random draws do not.
+                assert (up - down) / (2 * h) == pytest.approx(grad[idx], rel=1e-5, abs=1e-8)
+
+
+def test_sgd_step_matches_reference_over_many_steps():
+    core, ref = pair((2, 8, 1), "tanh", "identity", "squared_error", "float64", alpha=1e-3)
+    X = np.linspace(-2, 2, 40)[:, None] * np.ones((1, 2))
+    Y = np.sin(X[:, :1])
+    for _ in range(200):
+        assert core.sgd_step(X, Y, 0.1) == pytest.approx(ref.sgd_step(X, Y, 0.1), rel=1e-10)
+    for got, want in zip(core.coefs + core.intercepts, ref.coefs + ref.intercepts, strict=True):
+        assert_close(got, want, 1e-9)
+
+
+def test_step_units_run_forward_only_in_the_core():
+    core, ref = pair((2, 2, 1), "step", "step", "squared_error", "float64")
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(core.forward(X), ref.forward(X))
+    with pytest.raises(ValueError, match="step"):
+        core.backward(X, np.zeros((4, 1)))
