@@ -205,7 +205,8 @@ void check_floating(const py::array& X) {
 
 }  // namespace fastmlp::bindings
 
-PYBIND11_MODULE(_core, m) {
+// One module per instruction set (see CMakeLists.txt): the name comes from the build.
+PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
   using namespace fastmlp;
   using namespace fastmlp::bindings;
   m.doc() = "fastmlp's compiled core (private: use the fastmlp package).";
@@ -290,6 +291,7 @@ PYBIND11_MODULE(_core, m) {
                     std::to_string(EIGEN_MAJOR_VERSION) + "." +
                     std::to_string(EIGEN_MINOR_VERSION);
     info["simd"] = Eigen::SimdInstructionSetsInUse();
+    info["module"] = PYBIND11_TOSTRING(FASTMLP_MODULE_NAME);
     return info;
   });
 }

@@ -1,0 +1,78 @@
+"""The compiled core, in the best instruction-set build this CPU supports.
+
+The same C++ sources are built into ``_core_baseline`` (x86-64 / any CPU), ``_core_avx2``
+(AVX2 + FMA) and ``_core_avx512`` (AVX-512 F/VL/BW/DQ), each a separate shared library. This
+module imports the fastest one the CPU can run and re-exports its functions. The environment
+variable ``FASTMLP_ARCH`` (``baseline``, ``avx2``, ``avx512``) overrides the choice;
+``fastmlp.build_info()`` says which one loaded and why.
+"""
+
+import importlib
+import os
+
+# Fastest first: each variant with the CPU features it needs.
+_VARIANTS = (
+    ("avx512", ("AVX512F", "AVX512VL", "AVX512BW", "AVX512DQ", "AVX2", "FMA3")),
+    ("avx2", ("AVX2", "FMA3")),
+    ("baseline", ()),
+)
+
+
+def _cpu_features():
+    """The CPU features NumPy detected at its import (runtime detection, any OS)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # NumPy < 2
+        from numpy.core._multiarray_umath import __cpu_features__
+    return {name for name, present in __cpu_features__.items() if present}
+
+
+def _import_variant(name):
+    try:
+        return importlib.import_module(f"fastmlp._core_{name}")
+    except ImportError:
+        return None  # not built for this platform (e.g. only baseline off x86-64)
+
+
+def _load():
+    features = _cpu_features()
+    supported = [name for name, needs in _VARIANTS if all(f in features for f in needs)]
+    forced = os.environ.get("FASTMLP_ARCH", "").strip().lower()
+    if forced:
+        known = [name for name, _ in _VARIANTS]
+        if forced not in known:
+            raise ImportError(f"FASTMLP_ARCH={forced!r} is not one of {known}")
+        if forced not in supported:
+            raise ImportError(f"FASTMLP_ARCH={forced!r}: this CPU lacks the instructions it needs")
+        module = _import_variant(forced)
+        if module is None:
+            raise ImportError(f"FASTMLP_ARCH={forced!r}: that variant was not built here")
+        return module, forced, "FASTMLP_ARCH"
+    for name in supported:
+        module = _import_variant(name)
+        if module is not None:
+            return module, name, "CPU features"
+    raise ImportError("no fastmlp core module could be imported; reinstall fastmlp")
+
+
+_module, variant, _chosen_by = _load()
+
+forward = _module.forward
+loss_and_gradients = _module.loss_and_gradients
+train_epoch = _module.train_epoch
+
+
+def available_variants():
+    """Names of the built variants that this CPU can run, fastest first."""
+    features = _cpu_features()
+    return [name for name, needs in _VARIANTS
+            if all(f in features for f in needs) and _import_variant(name) is not None]  # fmt: skip
+
+
+def build_info():
+    """What was built and loaded: version, variant, OpenMP, threads, CUDA, Eigen and its SIMD."""
+    info = dict(_module.build_info())
+    info["variant"] = variant
+    info["variant_chosen_by"] = _chosen_by
+    info["variants_available"] = available_variants()
+    return info
