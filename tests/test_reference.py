@@ -10,17 +10,10 @@ import warnings
 
 import numpy as np
 import pytest
+from fastmlp.reference import MLP, OUTPUT_ACTIVATIONS, VALID_OUTPUTS, activate, derivative
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss, mean_poisson_deviance, mean_squared_error
 from sklearn.neural_network import MLPRegressor
-
-from fastmlp.reference import (
-    MLP,
-    OUTPUT_ACTIVATIONS,
-    VALID_OUTPUTS,
-    activate,
-    derivative,
-)
 
 HIDDEN = ("identity", "logistic", "tanh", "relu")  # the hidden activations with a gradient
 # Every (output activation, loss) pair that backward accepts: all valid pairs but step.
@@ -462,6 +455,8 @@ def test_sgd_step_rejects_bad_learning_rate(learning_rate):
     ({"alpha": -1.0}, "alpha"),
     ({"alpha": np.nan}, "alpha"),
     ({"alpha": "0.1"}, "alpha"),
+    ({"random_state": "seed"}, "random_state"),
+    ({"random_state": -1}, "random_state"),
 ])
 def test_rejects_bad_parameters(kwargs, match):
     params = {"layer_sizes": [3, 4, 2], **kwargs}
@@ -486,7 +481,8 @@ def test_valid_pairs_construct():
     for loss, outs in VALID_OUTPUTS.items():
         for out in outs:
             assert MLP([3, 2], output_activation=out, loss=loss).loss == loss
-    assert len(PAIRS) + len(INVALID_PAIRS) + 1 == 3 * len(OUTPUT_ACTIVATIONS)
+    # The valid pairs (PAIRS and step + squared_error) and INVALID_PAIRS cover every pair.
+    assert len(PAIRS) + 1 + len(INVALID_PAIRS) == len(VALID_OUTPUTS) * len(OUTPUT_ACTIVATIONS)
 
 
 @pytest.mark.parametrize("X", [np.ones((4, 2)), np.ones((4, 4)), np.ones(3), np.ones((1, 4, 3)),
@@ -551,16 +547,17 @@ def test_rejects_bad_parameter_assignment(attr, value, match):
         np.testing.assert_array_equal(p, q)
 
 
-def test_parameter_assignment_stores_cast_copies():
-    mlp = MLP([2, 3, 1], dtype="float32", random_state=0)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_parameter_assignment_stores_cast_copies(dtype):
+    mlp = MLP([2, 3, 1], dtype=dtype, random_state=0)
     coefs = [np.full((2, 3), 0.1), np.full((3, 1), 0.2)]
     intercepts = [[0.1, 0.2, 0.3], np.array([0.4])]
     mlp.coefs, mlp.intercepts = coefs, intercepts
-    coefs[0][:] = 5.0
+    coefs[0][:] = 5.0  # changing the assigned arrays afterwards changes nothing
     intercepts[1][:] = 5.0
-    assert all(p.dtype == np.float32 for p in mlp.coefs + mlp.intercepts)
-    np.testing.assert_array_equal(mlp.coefs[0], np.float32(0.1))
-    np.testing.assert_array_equal(mlp.intercepts[1], np.float32(0.4))
+    assert all(p.dtype == np.dtype(dtype) for p in mlp.coefs + mlp.intercepts)
+    np.testing.assert_array_equal(mlp.coefs[0], np.full((2, 3), 0.1, dtype=dtype))
+    np.testing.assert_array_equal(mlp.intercepts[1], np.array([0.4], dtype=dtype))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastmlp demo`` and ``python -m fastmlp info``."""
+"""Command line: ``python -m fastmlp demo``, ``bench`` and ``info``."""
 
 import argparse
 import sys
@@ -43,6 +43,14 @@ def _demo(args):
     return 0
 
 
+def _bench(args):
+    """Train fastmlp, scikit-learn and PyTorch side by side; print and save the table."""
+    from fastmlp._bench import run
+
+    run(args.workloads, repeats=args.repeats, out_dir=args.out)
+    return 0
+
+
 def _info(args):
     """Print what was built and what this process would use."""
     import fastmlp
@@ -59,6 +67,12 @@ def main(argv=None):
     demo = commands.add_parser("demo", help=_demo.__doc__)
     demo.add_argument("--random-state", type=int, default=0)
     demo.set_defaults(run=_demo)
+    bench = commands.add_parser("bench", help=_bench.__doc__)
+    bench.add_argument("--workloads", nargs="+", default=["small", "mnist", "wide"],
+                       choices=["small", "mnist", "wide"])  # fmt: skip
+    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--out", default=None, help="folder for results.json and results.png")
+    bench.set_defaults(run=_bench)
     info = commands.add_parser("info", help=_info.__doc__)
     info.set_defaults(run=_info)
     args = parser.parse_args(argv)

@@ -202,7 +202,11 @@ class MLP:
         self._activations = [activation] * n_hidden + [output_activation]
 
         # Glorot uniform in scikit-learn's order (W_1, b_1, W_2, b_2, ...), drawn in float64.
-        rng = check_random_state(random_state)
+        try:
+            rng = check_random_state(random_state)
+        except ValueError as exc:
+            raise ValueError("random_state must be None, an int or a numpy.random.RandomState, "
+                             f"got {random_state!r}") from exc
         factor = 2.0 if activation == "logistic" else 6.0
         self._coefs, self._intercepts = [], []
         for fan_in, fan_out in self._shapes():
@@ -246,7 +250,7 @@ class MLP:
                 f"{name} must hold {len(shapes)} arrays (one per layer), got {len(values)}")
         checked = []
         for layer, (value, shape) in enumerate(zip(values, shapes, strict=True)):
-            value = np.array(value, dtype=self.dtype)  # always a copy
+            value = np.array(value, dtype=self.dtype, order="C")  # always a copy
             if value.shape != shape:
                 raise ValueError(f"{name}[{layer}] must have shape {shape}, got {value.shape}")
             if not np.all(np.isfinite(value)):
