@@ -9,6 +9,7 @@ optimizers' rules as the design states them:
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from fastmlp import _core, reference
 
@@ -43,18 +44,21 @@ def numpy_epoch(net, X, Y, w, order, batch_size, opt, first, second, t):
     return accumulated, t
 
 
+# Batches of 10 run on one thread; batches of 40 are split among the threads (two here), whose
+# partial gradients are added up before one shared update.
+@pytest.mark.parametrize("batch_size", [10, 40])
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("alpha", [0.0, 0.01])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_epoch_matches_numpy(optimizer, weighted, alpha, dtype):
+def test_epoch_matches_numpy(batch_size, optimizer, weighted, alpha, dtype):
     opt = OPTIMIZERS[optimizer]
     rng = np.random.RandomState(0)
-    n, shape = 53, (5, 12, 7, 3)
+    n, shape = 133, (5, 12, 7, 3)
     X = rng.normal(size=(n, 5)).astype(dtype)
     Y = np.eye(3, dtype=dtype)[rng.randint(3, size=n)]
     w = rng.uniform(0, 2, n).astype(dtype) if weighted else None
-    order = rng.permutation(n).astype(np.int64)  # a shuffled epoch; 53 = 5 batches of 10 + 3
+    order = rng.permutation(n).astype(np.int64)  # shuffled; 133 leaves a short last batch
     kwargs = dict(activation="tanh", output_activation="softmax", loss="log_loss",
                   dtype=dtype, random_state=1, alpha=alpha)  # fmt: skip
     ref = reference.MLP(shape, **kwargs)
@@ -66,11 +70,12 @@ def test_epoch_matches_numpy(optimizer, weighted, alpha, dtype):
 
     t = 7  # adam resumes from an earlier step count
     for _ in range(3):  # several epochs: the moments carry over
-        acc, t_core = _core.train_epoch(
-            X, Y, w, order, 10, coefs, intercepts, first, second, "tanh", "softmax",
-            "log_loss", alpha, t=t, **opt,
-        )  # fmt: skip
-        acc_ref, t = numpy_epoch(ref, X, Y, w, order, 10, opt, ref_first, ref_second, t)
+        with threadpool_limits(limits=2, user_api="openmp"):
+            acc, t_core = _core.train_epoch(
+                X, Y, w, order, batch_size, coefs, intercepts, first, second, "tanh",
+                "softmax", "log_loss", alpha, t=t, **opt,
+            )  # fmt: skip
+        acc_ref, t = numpy_epoch(ref, X, Y, w, order, batch_size, opt, ref_first, ref_second, t)
         assert t_core == t
         assert acc == pytest.approx(acc_ref, rel=1e-10 if dtype == "float64" else 1e-4)
     atol = 1e-10 if dtype == "float64" else 1e-4
@@ -91,3 +96,24 @@ def test_epoch_with_all_zero_weights_in_a_batch_leaves_that_batch_out():
     )  # fmt: skip
     assert acc == 0.0
     np.testing.assert_array_equal(coefs[0], np.full((2, 1), 0.5))
+
+
+@pytest.mark.parametrize("batch_size", [16, 64, 200])
+def test_one_thread_and_two_threads_agree(batch_size):
+    # Two threads add up partial gradients in another order: equal to rounding, not bitwise.
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(500, 8))
+    Y = np.eye(4)[rng.randint(4, size=500)]
+    order = rng.permutation(500).astype(np.int64)
+    results = []
+    for threads in (1, 2):
+        net = reference.MLP((8, 32, 4), "relu", "softmax", "log_loss", "float64", 0, 1e-3)
+        coefs, intercepts = net.coefs, net.intercepts
+        moments = [np.zeros_like(p) for p in coefs + intercepts]
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            acc, _ = _core.train_epoch(X, Y, None, order, batch_size, coefs, intercepts, moments,
+                                       [], "relu", "softmax", "log_loss", 1e-3, t=0,
+                                       **OPTIMIZERS["nesterov"])  # fmt: skip
+        results.append([np.array(acc)] + coefs + intercepts)
+    for one, two in zip(*results, strict=True):
+        np.testing.assert_allclose(two, one, rtol=1e-12, atol=1e-14)

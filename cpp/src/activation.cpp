@@ -64,7 +64,14 @@ void multiply_by_derivative(Activation activation, ConstMatrixMap<T> z, MatrixMa
     case Activation::identity: return;
     case Activation::logistic: d *= out * (T(1) - out); return;
     case Activation::tanh: d *= T(1) - out.square(); return;
-    case Activation::relu: d = (out > T(0)).select(d, T(0)); return;
+    case Activation::relu: {
+      // A plain loop: the compiler vectorizes it with masks, Eigen 3.4's select() it does not.
+      const T* zp = z.data();
+      T* dp = delta.data();
+      const Index n = z.size();
+      for (Index i = 0; i < n; ++i) dp[i] = zp[i] > T(0) ? dp[i] : T(0);
+      return;
+    }
     case Activation::exp: d *= out; return;
     case Activation::step:
       throw std::invalid_argument(

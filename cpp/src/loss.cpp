@@ -23,8 +23,6 @@ const char* loss_name(Loss loss) {
   return "?";
 }
 
-namespace {
-
 bool is_matching_pair(Activation output, Loss loss) {
   switch (loss) {
     case Loss::squared_error: return output == Activation::identity;
@@ -33,6 +31,8 @@ bool is_matching_pair(Activation output, Loss loss) {
   }
   return false;
 }
+
+namespace {
 
 // x * log(y), defined as 0 where x == 0 (as scipy.special.xlogy), so that targets of exactly 0
 // contribute nothing even where the prediction underflows.

@@ -37,6 +37,21 @@ void check_network(const Network<T>& net, Loss loss) {
 }
 
 template <class T>
+void check_trainable(const Network<T>& net, Loss loss) {
+  const char* problem = nullptr;
+  if (net.n_layers() > 1 && !has_elementwise_derivative(net.hidden)) problem = "hidden";
+  if (!is_matching_pair(net.output, loss) && !has_elementwise_derivative(net.output)) {
+    problem = "output";
+  }
+  if (problem) {
+    const Activation a = std::string(problem) == "hidden" ? net.hidden : net.output;
+    throw std::invalid_argument(std::string("the ") + problem + " activation '" +
+                                activation_name(a) +
+                                "' has no gradient to train with (step units run forward only)");
+  }
+}
+
+template <class T>
 void forward(const Network<T>& net, ConstMatrixMap<T> X, Workspace<T>& ws) {
   const Index rows = X.rows();
   for (Index l = 0; l < net.n_layers(); ++l) {
@@ -61,55 +76,69 @@ double weight_sq_norm(const Network<T>& net) {
 }
 
 template <class T>
-double loss_and_gradients(const Network<T>& net, Loss loss, ConstMatrixMap<T> X,
-                          ConstMatrixMap<T> Y, const T* weights, T alpha, Workspace<T>& ws,
-                          const Gradients<T>& grads, double sq_norm) {
+double backprop_sums(const Network<T>& net, Loss loss, ConstMatrixMap<T> X, ConstMatrixMap<T> Y,
+                     const T* weights, Workspace<T>& ws, const Gradients<T>& sums) {
   const Index rows = X.rows();
   const Index L = net.n_layers();
-  forward(net, X, ws);
-
-  double weight_sum = double(rows);
-  if (weights) {
-    weight_sum = double(ConstVectorMap<T>(weights, rows).sum());
-  }
-  if (!(weight_sum > 0.0)) {
-    // A batch whose sample weights are all zero carries no information: it contributes no
-    // loss and no gradient (rather than 0/0).
+  if (rows == 0) {
     for (Index l = 0; l < L; ++l) {
-      MatrixMap<T>(grads.coefs[l], net.sizes[l], net.sizes[l + 1]).setZero();
-      VectorMap<T>(grads.intercepts[l], net.sizes[l + 1]).setZero();
+      MatrixMap<T>(sums.coefs[l], net.sizes[l], net.sizes[l + 1]).setZero();
+      VectorMap<T>(sums.intercepts[l], net.sizes[l + 1]).setZero();
     }
     return 0.0;
   }
+  forward(net, X, ws);
   ConstMatrixMap<T> h(ws.z(L, rows).data(), rows, net.n_outputs());
-  double value = weighted_loss_sum<T>(loss, net.output, h, Y, weights) / weight_sum;
-  if (alpha != T(0)) {
-    if (sq_norm < 0) sq_norm = weight_sq_norm(net);
-    value += 0.5 * double(alpha) * sq_norm / weight_sum;
-  }
-
-  const T scale = T(1) / T(weight_sum);
+  const double loss_sum = weighted_loss_sum<T>(loss, net.output, h, Y, weights);
   output_delta<T>(loss, net.output, h, Y, weights, ws.delta(L, rows));
   for (Index l = L - 1; l >= 0; --l) {
     MatrixMap<T> delta = ws.delta(l + 1, rows);
-    MatrixMap<T> gW(grads.coefs[l], net.sizes[l], net.sizes[l + 1]);
-    VectorMap<T> gb(grads.intercepts[l], net.sizes[l + 1]);
-    // grad W_l = (z_{l-1}^T delta_l + alpha W_l) / S, with z_0 = X.
+    MatrixMap<T> gW(sums.coefs[l], net.sizes[l], net.sizes[l + 1]);
+    // z_{l-1}^T delta_l, with z_0 = X.
     if (l == 0) {
       gW.noalias() = X.transpose() * delta;
     } else {
       gW.noalias() = ws.z(l, rows).transpose() * delta;
     }
-    if (alpha != T(0)) gW += alpha * net.W(l);
-    gW *= scale;
-    gb.noalias() = delta.colwise().sum().transpose() * scale;
+    VectorMap<T>(sums.intercepts[l], net.sizes[l + 1]).noalias() =
+        delta.colwise().sum().transpose();
     if (l > 0) {
       // delta_{l-1} = f'(a_{l-1}) * (delta_l W_l^T), the derivative read from z_{l-1}.
       MatrixMap<T> below = ws.delta(l, rows);
       below.noalias() = delta * net.W(l).transpose();
-      multiply_by_derivative<T>(net.hidden, ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]),
-                                below);
+      multiply_by_derivative<T>(
+          net.hidden, ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]), below);
     }
+  }
+  return loss_sum;
+}
+
+template <class T>
+double loss_and_gradients(const Network<T>& net, Loss loss, ConstMatrixMap<T> X,
+                          ConstMatrixMap<T> Y, const T* weights, T alpha, Workspace<T>& ws,
+                          const Gradients<T>& grads, double sq_norm) {
+  const Index rows = X.rows();
+  double weight_sum = double(rows);
+  if (weights) weight_sum = double(ConstVectorMap<T>(weights, rows).sum());
+  if (!(weight_sum > 0.0)) {
+    // A batch whose sample weights are all zero carries no information: it contributes no
+    // loss and no gradient (rather than 0/0).
+    backprop_sums<T>(net, loss, ConstMatrixMap<T>(X.data(), 0, X.cols()),
+                     ConstMatrixMap<T>(Y.data(), 0, Y.cols()), nullptr, ws, grads);
+    return 0.0;
+  }
+  double value = backprop_sums<T>(net, loss, X, Y, weights, ws, grads) / weight_sum;
+  if (alpha != T(0)) {
+    if (sq_norm < 0) sq_norm = weight_sq_norm(net);
+    value += 0.5 * double(alpha) * sq_norm / weight_sum;
+  }
+  // grad W_l = (z_{l-1}^T delta_l + alpha W_l) / S,  grad b_l = sum_i delta_l / S
+  const T scale = T(1) / T(weight_sum);
+  for (Index l = 0; l < net.n_layers(); ++l) {
+    MatrixMap<T> gW(grads.coefs[l], net.sizes[l], net.sizes[l + 1]);
+    if (alpha != T(0)) gW += alpha * net.W(l);
+    gW *= scale;
+    VectorMap<T>(grads.intercepts[l], net.sizes[l + 1]) *= scale;
   }
   return value;
 }
@@ -132,8 +161,12 @@ void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
 #define FASTMLP_INSTANTIATE(T)                                                                 \
   template class Workspace<T>;                                                                 \
   template void check_network<T>(const Network<T>&, Loss);                                     \
+  template void check_trainable<T>(const Network<T>&, Loss);                                   \
   template void forward<T>(const Network<T>&, ConstMatrixMap<T>, Workspace<T>&);               \
   template double weight_sq_norm<T>(const Network<T>&);                                        \
+  template double backprop_sums<T>(const Network<T>&, Loss, ConstMatrixMap<T>,                 \
+                                   ConstMatrixMap<T>, const T*, Workspace<T>&,                 \
+                                   const Gradients<T>&);                                       \
   template double loss_and_gradients<T>(const Network<T>&, Loss, ConstMatrixMap<T>,            \
                                         ConstMatrixMap<T>, const T*, T, Workspace<T>&,         \
                                         const Gradients<T>&, double);                          \

@@ -23,6 +23,9 @@ const char* loss_name(Loss loss);
 // Throws std::invalid_argument unless the output activation can be trained with this loss.
 void check_output_loss_pair(Activation output, Loss loss);
 
+// True where the output's local error is h - y alone: the pair's f'(a) cancels.
+bool is_matching_pair(Activation output, Loss loss);
+
 // Sum over samples of w_i * (the sample's loss summed over outputs); the caller divides by S.
 // h, y are (n_samples, n_outputs); weights is (n_samples,) or nullptr for unit weights.
 template <class T>

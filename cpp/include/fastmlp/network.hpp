@@ -62,9 +62,21 @@ class Workspace {
 template <class T>
 void check_network(const Network<T>& net, Loss loss);
 
+// Raises std::invalid_argument unless every layer of net has the derivative that training with
+// this loss needs (step units run forward only; see multiply_by_derivative).
+template <class T>
+void check_trainable(const Network<T>& net, Loss loss);
+
 // Forward pass of X (rows, n_inputs); the output lands in ws.z(L, rows).
 template <class T>
 void forward(const Network<T>& net, ConstMatrixMap<T> X, Workspace<T>& ws);
+
+// Forward and backward over the rows of X (possibly none): returns sum_i w_i * loss_i and
+// writes the unnormalized sums z_{l-1}^T delta_l and sum_i delta_l into `sums` (no L2 term, no
+// 1/S), so that partial sums over row blocks can be added up.
+template <class T>
+double backprop_sums(const Network<T>& net, Loss loss, ConstMatrixMap<T> X, ConstMatrixMap<T> Y,
+                     const T* weights, Workspace<T>& ws, const Gradients<T>& sums);
 
 // The loss of the batch (X, Y, weights) and its gradients, written into grads. weights is
 // (rows,) or nullptr; weight_sq_norm is sum_l ||W_l||^2, which the caller may already know

@@ -38,11 +38,14 @@ struct OptimizerState {
   std::vector<T*> second;
 };
 
-// Applies one update to every parameter of net from grads; returns sum_l ||W_l||^2 of the
-// updated weights, which the next batch's L2 term needs (computed here while the weights are in
-// cache).
+// Adam's step size at step t (counted from 1): lr sqrt(1 - b2^t) / (1 - b1^t).
+double adam_step_rate(const OptimizerConfig& config, std::int64_t t);
+
+// Updates n parameters p from their gradients g and moments m (and s, adam's second moments;
+// nullptr for sgd) by the rule of config.solver. adam_rate is adam_step_rate of this step.
+// Elementwise, so any split of the arrays among threads gives the same result.
 template <class T>
-double apply_update(OptimizerConfig& config, const Network<T>& net, const Gradients<T>& grads,
-                    const OptimizerState<T>& state);
+void update_parameters(const OptimizerConfig& config, double adam_rate, T* p, const T* g, T* m,
+                       T* s, Index n);
 
 }  // namespace fastmlp

@@ -26,6 +26,8 @@ inline int max_threads() {
 
 // Multiply-adds below which a GEMM runs on one thread.
 constexpr double kMinParallelGemmWork = double(1 << 21);
+// Below this many rows per thread, splitting a minibatch among threads costs more than it gains.
+constexpr Index kMinRowsPerThread = 8;
 
 // Sets Eigen's thread count for the lifetime of the object, restoring the previous one after.
 class ScopedEigenThreads {
