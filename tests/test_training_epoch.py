@@ -73,7 +73,7 @@ def test_epoch_matches_numpy(batch_size, optimizer, weighted, alpha, dtype):
         with threadpool_limits(limits=2, user_api="openmp"):
             acc, t_core = _core.train_epoch(
                 X, Y, w, order, batch_size, coefs, intercepts, first, second, "tanh",
-                "softmax", "log_loss", alpha, t=t, **opt,
+                "softmax", "log_loss", alpha, t=t, batch_split="always", **opt,
             )  # fmt: skip
         acc_ref, t = numpy_epoch(ref, X, Y, w, order, batch_size, opt, ref_first, ref_second, t)
         assert t_core == t
@@ -113,7 +113,7 @@ def test_one_thread_and_two_threads_agree(batch_size):
         with threadpool_limits(limits=threads, user_api="openmp"):
             acc, _ = _core.train_epoch(X, Y, None, order, batch_size, coefs, intercepts, moments,
                                        [], "relu", "softmax", "log_loss", 1e-3, t=0,
-                                       **OPTIMIZERS["nesterov"])  # fmt: skip
+                                       batch_split="always", **OPTIMIZERS["nesterov"])  # fmt: skip
         results.append([np.array(acc)] + coefs + intercepts)
     for one, two in zip(*results, strict=True):
         np.testing.assert_allclose(two, one, rtol=1e-12, atol=1e-14)

@@ -21,6 +21,14 @@ double largest_gemm_work(const Network<T>& net, Index rows) {
   return work;
 }
 
+// Multiply-adds of one forward pass of one sample.
+template <class T>
+double count_weights(const Network<T>& net) {
+  double n = 0.0;
+  for (Index l = 0; l < net.n_layers(); ++l) n += double(net.sizes[l]) * double(net.sizes[l + 1]);
+  return n;
+}
+
 // Copies the rows order[0..rows) of src (n, cols) into dst (rows, cols): the batch becomes one
 // contiguous block whatever the shuffle.
 template <class T>
@@ -102,7 +110,8 @@ double reduce_and_update(std::vector<std::unique_ptr<ThreadSlot<T>>>& slots,
 
 template <class T>
 double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>& data,
-                   OptimizerConfig& config, const OptimizerState<T>& state) {
+                   OptimizerConfig& config, const OptimizerState<T>& state,
+                   BatchSplit batch_split) {
   const Index batch = std::min(data.batch_size, data.n_order);
   const Index L = net.n_layers();
   if (batch < 1) return 0.0;
@@ -112,8 +121,10 @@ double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>
   // batch's rows, and the threads add up their gradients.
   const int available = max_threads();
   const bool thread_gemms = largest_gemm_work(net, batch) >= kMinParallelGemmWork;
+  bool split_rows = !thread_gemms && double(batch) * double(count_weights(net)) >= kMinSplitWork;
+  if (batch_split != BatchSplit::automatic) split_rows = batch_split == BatchSplit::always;
   const int split =
-      thread_gemms ? 1 : int(std::clamp<Index>(batch / kMinRowsPerThread, 1, available));
+      split_rows ? int(std::clamp<Index>(batch / kMinRowsPerThread, 1, available)) : 1;
   ScopedEigenThreads eigen_threads(thread_gemms ? available : 1);
 
   // Everything the loop needs, allocated once per epoch.
@@ -212,9 +223,9 @@ double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>
 }
 
 template double train_epoch<float>(const Network<float>&, Loss, float, const EpochData<float>&,
-                                   OptimizerConfig&, const OptimizerState<float>&);
+                                   OptimizerConfig&, const OptimizerState<float>&, BatchSplit);
 template double train_epoch<double>(const Network<double>&, Loss, double,
                                     const EpochData<double>&, OptimizerConfig&,
-                                    const OptimizerState<double>&);
+                                    const OptimizerState<double>&, BatchSplit);
 
 }  // namespace fastmlp

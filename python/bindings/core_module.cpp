@@ -135,7 +135,7 @@ py::tuple train_epoch_typed(const py::array& X, const py::array& Y, const py::ob
                             const py::list& intercepts, const py::list& first,
                             const py::list& second, const std::string& activation,
                             const std::string& output_activation, const std::string& loss,
-                            double alpha, OptimizerConfig config) {
+                            double alpha, OptimizerConfig config, BatchSplit batch_split) {
   const Loss loss_kind = parse_loss(loss);
   Network<T> net = make_network<T>(coefs, intercepts, activation, output_activation, loss_kind,
                                    true);
@@ -187,9 +187,16 @@ py::tuple train_epoch_typed(const py::array& X, const py::array& Y, const py::ob
   double accumulated;
   {
     py::gil_scoped_release release;
-    accumulated = train_epoch<T>(net, loss_kind, T(alpha), data, config, state);
+    accumulated = train_epoch<T>(net, loss_kind, T(alpha), data, config, state, batch_split);
   }
   return py::make_tuple(accumulated, config.t);
+}
+
+BatchSplit parse_batch_split(const std::string& name) {
+  if (name == "auto") return BatchSplit::automatic;
+  if (name == "always") return BatchSplit::always;
+  if (name == "never") return BatchSplit::never;
+  throw py::value_error("batch_split is '" + name + "', expected 'auto', 'always' or 'never'");
 }
 
 bool is_float32(const py::array& X) { return X.dtype().is(py::dtype::of<float>()); }
@@ -255,27 +262,29 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
          const std::string& activation, const std::string& output_activation,
          const std::string& loss, double alpha, const std::string& solver,
          double learning_rate, double momentum, bool nesterov, double beta_1, double beta_2,
-         double epsilon, std::int64_t t) {
+         double epsilon, std::int64_t t, const std::string& batch_split) {
         check_floating(X);
         OptimizerConfig config{parse_solver(solver), learning_rate, momentum, nesterov,
                                beta_1, beta_2, epsilon, t};
+        const BatchSplit split = parse_batch_split(batch_split);
         if (is_float32(X)) {
           return train_epoch_typed<float>(X, Y, sample_weight, order, batch_size, coefs,
                                           intercepts, first, second, activation,
-                                          output_activation, loss, alpha, config);
+                                          output_activation, loss, alpha, config, split);
         }
         return train_epoch_typed<double>(X, Y, sample_weight, order, batch_size, coefs,
                                          intercepts, first, second, activation,
-                                         output_activation, loss, alpha, config);
+                                         output_activation, loss, alpha, config, split);
       },
       py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("order"),
       py::arg("batch_size"), py::arg("coefs"), py::arg("intercepts"), py::arg("first"),
       py::arg("second"), py::arg("activation"), py::arg("output_activation"), py::arg("loss"),
       py::arg("alpha"), py::arg("solver"), py::arg("learning_rate"), py::arg("momentum"),
       py::arg("nesterov"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),
-      py::arg("t"),
+      py::arg("t"), py::arg("batch_split") = "auto",
       "One epoch of minibatch training over X[order]; updates the parameters and optimizer "
-      "moments in place. Returns (sum of batch loss * batch length, adam's step count).");
+      "moments in place. Returns (sum of batch loss * batch length, adam's step count). "
+      "batch_split ('auto', 'always', 'never') forces how threads share small batches.");
 
   m.def("build_info", []() {
     py::dict info;

@@ -26,8 +26,12 @@ inline int max_threads() {
 
 // Multiply-adds below which a GEMM runs on one thread.
 constexpr double kMinParallelGemmWork = double(1 << 21);
-// Below this many rows per thread, splitting a minibatch among threads costs more than it gains.
+// Splitting a minibatch among threads: at least this many rows per thread, and at least this
+// many forward multiply-adds per batch (batch size x weights), so that the barriers stay a small
+// share of the batch's time. Barriers are also what suffers when another process holds a core:
+// a thread descheduled at one stalls the others, so tiny batches never split.
 constexpr Index kMinRowsPerThread = 8;
+constexpr double kMinSplitWork = double(1 << 17);
 
 // Sets Eigen's thread count for the lifetime of the object, restoring the previous one after.
 class ScopedEigenThreads {

@@ -21,11 +21,17 @@ struct EpochData {
   Index batch_size = 1;
 };
 
+// How the threads share a minibatch whose GEMMs are too small to thread inside: `automatic`
+// splits its rows among the threads when the batch carries enough work to pay for the three
+// barriers per batch; `always` and `never` force the choice (for tests and experiments).
+enum class BatchSplit { automatic, always, never };
+
 // Trains net for one pass over data.order, updating the parameters and the optimizer state in
 // place. Returns sum over batches of (batch loss * batch length), scikit-learn's
 // accumulated_loss, so that the epoch's loss is this divided by n_order.
 template <class T>
 double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>& data,
-                   OptimizerConfig& config, const OptimizerState<T>& state);
+                   OptimizerConfig& config, const OptimizerState<T>& state,
+                   BatchSplit batch_split = BatchSplit::automatic);
 
 }  // namespace fastmlp
