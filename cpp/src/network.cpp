@@ -1,6 +1,7 @@
 #include "fastmlp/network.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -144,12 +145,26 @@ double loss_and_gradients(const Network<T>& net, Loss loss, ConstMatrixMap<T> X,
 }
 
 template <class T>
+int gemm_threads(const Network<T>& net, Index rows) {
+  double work = 0.0;
+  for (Index l = 0; l < net.n_layers(); ++l) {
+    work = std::max(work, double(rows) * double(net.sizes[l]) * double(net.sizes[l + 1]));
+  }
+  return work >= kMinParallelGemmWork ? max_threads() : 1;
+}
+
+template <class T>
 void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
   const Index rows = X.rows();
-  const int threads = max_threads();
-  // Enough rows per chunk to keep GEMMs efficient, few enough to share the rows out evenly.
-  const Index chunk =
-      std::max<Index>(64, std::min<Index>(4096, (rows + threads - 1) / std::max(threads, 1)));
+  const int threads = std::max(max_threads(), 1);
+  double weights = 0.0;
+  for (Index l = 0; l < net.n_layers(); ++l) weights += double(net.sizes[l] * net.sizes[l + 1]);
+  // Enough rows per chunk to keep GEMMs efficient and to pay for a thread (kMinSplitWork),
+  // few enough to share the rows out evenly; chunks inside the parallel loop run their GEMMs
+  // on one thread, and a single chunk lets Eigen thread its GEMMs if they are large.
+  const Index min_rows = std::max<Index>(64, Index(std::ceil(kMinSplitWork / weights)));
+  const Index chunk = std::max<Index>(min_rows, std::min<Index>(4096, (rows + threads - 1) / threads));
+  ScopedEigenThreads eigen_threads(chunk >= rows ? gemm_threads(net, rows) : 1);
   parallel_chunks(rows, chunk, [&](Index begin, Index end) {
     Workspace<T> ws(net.sizes, end - begin);
     ConstMatrixMap<T> part(X.data() + begin * X.cols(), end - begin, X.cols());
@@ -170,7 +185,8 @@ void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
   template double loss_and_gradients<T>(const Network<T>&, Loss, ConstMatrixMap<T>,            \
                                         ConstMatrixMap<T>, const T*, T, Workspace<T>&,         \
                                         const Gradients<T>&, double);                          \
-  template void predict<T>(const Network<T>&, ConstMatrixMap<T>, MatrixMap<T>);
+  template void predict<T>(const Network<T>&, ConstMatrixMap<T>, MatrixMap<T>);               \
+  template int gemm_threads<T>(const Network<T>&, Index);
 
 FASTMLP_INSTANTIATE(float)
 FASTMLP_INSTANTIATE(double)

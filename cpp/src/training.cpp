@@ -11,16 +11,6 @@ namespace fastmlp {
 
 namespace {
 
-// The largest GEMM of a pass over `rows` samples, in multiply-adds.
-template <class T>
-double largest_gemm_work(const Network<T>& net, Index rows) {
-  double work = 0.0;
-  for (Index l = 0; l < net.n_layers(); ++l) {
-    work = std::max(work, double(rows) * double(net.sizes[l]) * double(net.sizes[l + 1]));
-  }
-  return work;
-}
-
 // Multiply-adds of one forward pass of one sample.
 template <class T>
 double count_weights(const Network<T>& net) {
@@ -120,7 +110,7 @@ double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>
   // Large GEMMs are threaded inside (by Eigen); otherwise each thread takes a block of every
   // batch's rows, and the threads add up their gradients.
   const int available = max_threads();
-  const bool thread_gemms = largest_gemm_work(net, batch) >= kMinParallelGemmWork;
+  const bool thread_gemms = gemm_threads(net, batch) > 1;
   bool split_rows = !thread_gemms && double(batch) * double(count_weights(net)) >= kMinSplitWork;
   if (batch_split != BatchSplit::automatic) split_rows = batch_split == BatchSplit::always;
   const int split =

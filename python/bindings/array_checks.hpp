@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -28,7 +29,15 @@ inline std::string shape_string(const py::array& a) {
 template <class T>
 void check_array(const py::array& a, const std::string& name, std::vector<py::ssize_t> shape,
                  bool writeable = false) {
-  if (!a.dtype().is(py::dtype::of<T>())) {
+  // Compare type numbers, not dtype objects: an unpickled or memory-mapped float64 array has a
+  // dtype equal to, but not the same object as, NumPy's canonical one. Byte order must be
+  // native: the core reads the memory as T.
+  const py::dtype dt = a.dtype();
+  const char order = dt.byteorder();
+  const std::uint16_t probe = 1;
+  const bool little_endian = *reinterpret_cast<const unsigned char*>(&probe) == 1;
+  const bool native = order == '=' || order == '|' || order == (little_endian ? '<' : '>');
+  if (dt.normalized_num() != py::dtype::of<T>().normalized_num() || !native) {
     throw py::type_error(name + " has dtype " + std::string(py::str(a.dtype())) + ", expected " +
                          std::string(py::str(py::dtype::of<T>())));
   }

@@ -125,6 +125,7 @@ double loss_and_gradients_typed(const py::array& X, const py::array& Y,
   ConstMatrixMap<T> x(const_data<T>(X), rows, net.n_inputs());
   ConstMatrixMap<T> y(const_data<T>(Y), rows, net.n_outputs());
   py::gil_scoped_release release;
+  ScopedEigenThreads threads(gemm_threads(net, rows));
   Workspace<T> ws(net.sizes, rows);
   return loss_and_gradients<T>(net, loss_kind, x, y, w, T(alpha), ws, grads);
 }

@@ -3,13 +3,26 @@
 - :class:`MLPClassifier`, :class:`MLPRegressor`: drop-ins for scikit-learn's estimators.
 - :class:`MLP`: the low-level network (forward, backward, one SGD step).
 - :mod:`fastmlp.reference`: the same low-level network in plain NumPy, the tests' oracle.
+- :func:`load` reads a model written by ``estimator.save(path)``; :func:`from_sklearn`
+  converts a fitted scikit-learn MLP, ``estimator.to_sklearn()`` the other way.
 """
 
 from fastmlp._classifier import MLPClassifier
 from fastmlp._core import build_info
 from fastmlp._network import MLP
+from fastmlp._persistence import ModelFormatError, load
 from fastmlp._regressor import MLPRegressor
+from fastmlp._sklearn_interop import from_sklearn
 
 __version__ = build_info()["version"]
 
-__all__ = ["MLP", "MLPClassifier", "MLPRegressor", "build_info", "__version__"]
+__all__ = [
+    "MLP",
+    "MLPClassifier",
+    "MLPRegressor",
+    "ModelFormatError",
+    "__version__",
+    "build_info",
+    "from_sklearn",
+    "load",
+]

@@ -15,17 +15,26 @@ import numpy as np
 import scipy
 import scipy.optimize
 import scipy.sparse
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, shuffle
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
 
 from fastmlp import _core
 from fastmlp._optimizers import AdamState, SGDState
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+# Warnings from _fit_lbfgs and _fit_stochastic point at the user's call: they run under _fit,
+# under fit or partial_fit, under sklearn's _fit_context wrapper.
+_USER_STACKLEVEL = 5
+_ALIGNMENT = 64  # bytes; see _aligned_empty
+_NON_FINITE_WEIGHTS = (
+    "Solver produced non-finite parameter weights. The input data may contain large values and "
+    "need to be preprocessed."
+)
 
 
 def _scipy_lbfgs_iprint_options(iprint):
@@ -137,10 +146,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _forward(self, X):
         """Output activations (n_samples, n_outputs) of validated X."""
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        self._check_weights([self.n_features_in_, *hidden, self.n_outputs_])
         dtype = self._model_dtype()
         X = _dense(X, dtype)
-        coefs = [np.ascontiguousarray(c, dtype=dtype) for c in self.coefs_]
-        intercepts = [np.ascontiguousarray(b, dtype=dtype) for b in self.intercepts_]
+        coefs = [_contiguous(c, dtype) for c in self.coefs_]
+        intercepts = [_contiguous(b, dtype) for b in self.intercepts_]
         return _core.forward(X, coefs, intercepts, self.activation, self.out_activation_)
 
     def _forward_pass_fast(self, X, check_input=True):
@@ -157,7 +169,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         # Glorot-uniform draws in scikit-learn's order: W_0, b_0, W_1, b_1, ...
         factor = 2.0 if self.activation == "logistic" else 6.0
         self.coefs_, self.intercepts_ = [], []
-        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:], strict=True):
             bound = np.sqrt(factor / (fan_in + fan_out))
             coef = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
             intercept = self._random_state.uniform(-bound, bound, fan_out)
@@ -180,7 +192,6 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     # --- fitting ------------------------------------------------------------------------------
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        self._validate_params()
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -190,10 +201,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        dtype = X.dtype if X.dtype == np.float32 else np.float64
+        dtype = np.float32 if X.dtype == np.float32 else np.float64
         X = _dense(X, dtype)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=dtype)
+            # Negative weights would make the loss unbounded below: refuse them.
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=dtype, ensure_non_negative=True
+            )
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]
@@ -202,37 +216,54 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if first_pass:
             self._initialize(y, layer_units, dtype)
         else:
-            self._check_warm_start_shapes(layer_units)
-        # The core updates the parameters in place: train on our own contiguous copies, never
-        # on arrays the user assigned.
-        self.coefs_ = [np.array(c, dtype=dtype, order="C") for c in self.coefs_]
-        self.intercepts_ = [np.array(b, dtype=dtype, order="C") for b in self.intercepts_]
+            self._check_weights(layer_units)
+        # The core updates the parameters in place: train on our own copies, never on arrays
+        # the user assigned; aligned, for reproducible results (see _aligned_empty).
+        self.coefs_ = [_aligned_copy(c, dtype) for c in self.coefs_]
+        self.intercepts_ = [_aligned_copy(b, dtype) for b in self.intercepts_]
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, y, sample_weight, incremental)
         else:
             self._fit_lbfgs(X, y, sample_weight, layer_units)
-        if not all(np.isfinite(w).all() for w in (*self.coefs_, *self.intercepts_)):
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may contain large "
-                "values and need to be preprocessed."
-            )
+        if not _all_finite(self.coefs_ + self.intercepts_):
+            raise ValueError(_NON_FINITE_WEIGHTS)
         return self
 
-    def _check_warm_start_shapes(self, layer_units):
-        expected = list(zip(layer_units[:-1], layer_units[1:]))
-        got = [np.shape(c) for c in self.coefs_]
-        if got != expected or [np.shape(b) for b in self.intercepts_] != [
-            (n,) for n in layer_units[1:]
-        ]:
-            raise ValueError(
-                f"coefs_ have shapes {got} but the data and hidden_layer_sizes need {expected}: "
-                "refit without warm_start, or assign weights of the right shapes."
-            )
+    def _check_weights(self, layer_units):
+        """Check that coefs_ and intercepts_ (perhaps assigned) fit the network of layer_units.
+
+        Raises a ValueError naming the first array that is missing, of the wrong shape, not
+        numeric, or not finite.
+        """
+        coef_shapes = list(zip(layer_units[:-1], layer_units[1:], strict=True))
+        intercept_shapes = [(n,) for _, n in coef_shapes]
+        for name, shapes in (("coefs_", coef_shapes), ("intercepts_", intercept_shapes)):
+            arrays = getattr(self, name)
+            if not isinstance(arrays, (list, tuple)) or len(arrays) != len(shapes):
+                got = f"{len(arrays)} arrays" if isinstance(arrays, (list, tuple)) else "no list"
+                raise ValueError(
+                    f"{name} holds {got}, expected a list of {len(shapes)} (one per layer of "
+                    "n_features_in_, hidden_layer_sizes, n_outputs_)"
+                )
+            for i, (array, shape) in enumerate(zip(arrays, shapes, strict=True)):
+                array = np.asarray(array)
+                if array.dtype.kind not in "biuf":
+                    raise ValueError(f"{name}[{i}] has dtype {array.dtype}, expected numbers")
+                if array.shape != shape:
+                    raise ValueError(
+                        f"{name}[{i}] has shape {array.shape}, expected {shape} (from "
+                        "n_features_in_, hidden_layer_sizes and n_outputs_): refit without "
+                        "warm_start, or assign weights of that shape"
+                    )
+                if not np.isfinite(array).all():
+                    raise ValueError(f"{name}[{i}] contains NaN or infinity")
 
     def _fit_lbfgs(self, X, y, sample_weight, layer_units):
         dtype = X.dtype
-        Y = np.ascontiguousarray(y, dtype=dtype)
+        Y = _contiguous(y, dtype)
+        if sample_weight is not None:
+            sample_weight = _contiguous(sample_weight, dtype)
         shapes = [c.shape for c in self.coefs_] + [b.shape for b in self.intercepts_]
         sizes = [int(np.prod(s)) for s in shapes]
         bounds = np.cumsum([0, *sizes])
@@ -240,48 +271,63 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         def split(flat):
             # Views of the flat vector in the layout of coefs_ then intercepts_.
-            parts = [flat[a:b].reshape(s) for a, b, s in zip(bounds[:-1], bounds[1:], shapes)]
+            parts = [flat[a:b].reshape(s)
+                     for a, b, s in zip(bounds[:-1], bounds[1:], shapes, strict=True)]  # fmt: skip
             return parts[:n_layers], parts[n_layers:]
 
-        grad = np.empty(bounds[-1], dtype=dtype)
-        coef_grads, intercept_grads = split(grad)
+        # Aligned buffers (see _aligned_empty): L-BFGS can amplify differences in the last bits
+        # of the gradients into a different model.
+        grads = [_aligned_empty(s, dtype) for s in shapes]
+        flat = _aligned_empty(bounds[-1], dtype)
+        coef_grads, intercept_grads = grads[:n_layers], grads[n_layers:]
 
         def loss_and_grad(packed):
-            coefs, intercepts = split(np.ascontiguousarray(packed, dtype=dtype))
+            flat[...] = packed
+            coefs, intercepts = split(flat)
             loss = _core.loss_and_gradients(
                 X, Y, sample_weight, coefs, intercepts, coef_grads, intercept_grads,
                 self.activation, self.out_activation_, self._core_loss_name(), self.alpha,
             )  # fmt: skip
-            return loss, grad.astype(np.float64)
+            return loss, np.concatenate([g.ravel() for g in grads], dtype=np.float64)
 
         packed = np.concatenate([p.ravel() for p in (*self.coefs_, *self.intercepts_)])
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
-        result = scipy.optimize.minimize(
-            loss_and_grad,
-            packed.astype(np.float64),
-            method="L-BFGS-B",
-            jac=True,
-            options={
-                "maxfun": self.max_fun,
-                "maxiter": self.max_iter,
-                "gtol": self.tol,
-                **_scipy_lbfgs_iprint_options(iprint),
-            },
-        )
-        if result.status != 0:
-            warnings.warn(
-                "lbfgs failed to converge after %d iteration(s) (status=%d):\n%s\n\n"
-                "Increase the number of iterations to improve the convergence (max_iter=%d).\n"
-                "You might also want to scale the data."
-                % (result.nit, result.status, result.message, self.max_iter),
-                ConvergenceWarning,
-                stacklevel=3,
+        # L-BFGS-B's own vector work is tiny; a threaded BLAS only makes it wait on its threads
+        # (30x slower on digits). The loss and gradient run in the core, which is not BLAS.
+        with threadpool_limits(limits=1, user_api="blas"):
+            result = scipy.optimize.minimize(
+                loss_and_grad,
+                packed.astype(np.float64),
+                method="L-BFGS-B",
+                jac=True,
+                options={
+                    "maxfun": self.max_fun,
+                    "maxiter": self.max_iter,
+                    "gtol": self.tol,
+                    **_scipy_lbfgs_iprint_options(iprint),
+                },
             )
         self.n_iter_ = min(result.nit, self.max_iter)
+        if result.status != 0:
+            # scikit-learn's message (sklearn.utils.optimize._check_optimize_result).
+            msg = (
+                f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
+                f"(status={result.status}):\n{result.message}\n"
+            )
+            if self.n_iter_ == self.max_iter:
+                msg += (
+                    "\nIncrease the number of iterations to improve the convergence "
+                    f"(max_iter={self.max_iter})."
+                )
+            msg += (
+                "\nYou might also want to scale the data as shown in:\n"
+                "    https://scikit-learn.org/stable/modules/preprocessing.html"
+            )
+            warnings.warn(msg, ConvergenceWarning, stacklevel=_USER_STACKLEVEL)
         self.loss_ = float(result.fun)
-        coefs, intercepts = split(np.asarray(result.x, dtype=dtype))
-        self.coefs_ = [np.ascontiguousarray(c) for c in coefs]
-        self.intercepts_ = [np.ascontiguousarray(b) for b in intercepts]
+        coefs, intercepts = split(np.array(result.x, dtype=dtype))
+        self.coefs_ = [_contiguous(c, dtype) for c in coefs]
+        self.intercepts_ = [_contiguous(b, dtype) for b in intercepts]
 
     def _make_optimizer(self, params):
         if self.solver == "sgd":
@@ -295,8 +341,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         params = self.coefs_ + self.intercepts_
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer(params)
-        else:
-            self._optimizer = _optimizer_for_params(self._optimizer, params)
+        self._optimizer = _optimizer_for_params(self._optimizer, params)
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
 
@@ -325,10 +370,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 y_val = self._label_binarizer.inverse_transform(y_val)
 
         dtype = X.dtype
-        X_train = np.ascontiguousarray(X_train, dtype=dtype)
-        Y_train = np.ascontiguousarray(y_train, dtype=dtype)
+        X_train = _contiguous(X_train, dtype)
+        Y_train = _contiguous(y_train, dtype)
         if sample_weight_train is not None:
-            sample_weight_train = np.ascontiguousarray(sample_weight_train, dtype=dtype)
+            sample_weight_train = _contiguous(sample_weight_train, dtype)
         n_samples = X_train.shape[0]
         sample_idx = np.arange(n_samples, dtype=np.int64)
         if self.batch_size == "auto":
@@ -338,7 +383,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to be "
                     "clipped",
-                    stacklevel=3,
+                    stacklevel=_USER_STACKLEVEL,
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
@@ -346,7 +391,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    sample_idx = _contiguous(
+                        shuffle(sample_idx, random_state=self._random_state), np.int64
+                    )
                 accumulated_loss, t = _core.train_epoch(
                     X_train, Y_train, sample_weight_train, sample_idx, batch_size,
                     self.coefs_, self.intercepts_,
@@ -360,22 +407,21 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                if not np.isfinite(self.loss_):
-                    # Going on cannot recover: stop now rather than after max_iter epochs.
-                    raise ValueError(
-                        f"The training loss became non-finite ({self.loss_}) at iteration "
-                        f"{self.n_iter_}. The input data may contain large values and need to "
-                        "be preprocessed, or learning_rate_init may be too large."
-                    )
+                    print(f"Iteration {self.n_iter_:d}, loss = {self.loss_:.8f}")
+                if not (early_stopping or np.isfinite(self.loss_) or _all_finite(params)):
+                    # A non-finite weight stays non-finite, and scikit-learn raises this error
+                    # after the last epoch: raise it now. (With early stopping, the best finite
+                    # weights come back at the end, so training goes on as in scikit-learn.)
+                    raise ValueError(_NON_FINITE_WEIGHTS)
 
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sample_weight_val)
                 self._optimizer.iteration_ends(self.t_)
                 if self._no_improvement_count > self.n_iter_no_change:
                     what = "Validation score" if early_stopping else "Training loss"
-                    msg = "%s did not improve more than tol=%f for %d consecutive epochs." % (
-                        what, self.tol, self.n_iter_no_change,
-                    )  # fmt: skip
+                    msg = (
+                        f"{what} did not improve more than tol={self.tol:f} for "
+                        f"{self.n_iter_no_change:d} consecutive epochs."
+                    )
                     if self._optimizer.trigger_stopping(msg, self.verbose):
                         break
                     self._no_improvement_count = 0
@@ -383,23 +429,29 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     break
                 if self.n_iter_ == self.max_iter:
                     warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                        "optimization hasn't converged yet." % self.max_iter,
+                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter:d}) reached "
+                        "and the optimization hasn't converged yet.",
                         ConvergenceWarning,
-                        stacklevel=3,
+                        stacklevel=_USER_STACKLEVEL,
                     )
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=3)
+            warnings.warn("Training interrupted by user.", stacklevel=_USER_STACKLEVEL)
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
 
     def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
+        # Where early_stopping changed since the state was initialised (a warm start, or
+        # partial_fit after fit), start its record here; scikit-learn fails with a TypeError.
+        if early_stopping and self.validation_scores_ is None:
+            self.validation_scores_, self.best_validation_score_ = [], -np.inf
+        if not early_stopping and self.best_loss_ is None:
+            self.best_loss_ = np.inf
         if early_stopping:
             score = self._score(X, y, sample_weight=sample_weight)
             self.validation_scores_.append(score)
             if self.verbose:
-                print("Validation score: %f" % score)
+                print(f"Validation score: {score:f}")
             if score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
             else:
@@ -416,6 +468,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and target(s) y.
 
@@ -434,6 +487,36 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             The fitted estimator.
         """
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def save(self, path):
+        """Write the fitted model to ``path`` in fastmlp's safe format (see :func:`fastmlp.load`).
+
+        The file is a NumPy ``.npz`` archive of plain arrays and JSON metadata: loading it never
+        runs code, unlike a pickle. It keeps the weights, the fitted attributes and the
+        optimizer state, so a loaded model predicts the same and ``partial_fit`` continues.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (no suffix is appended).
+        """
+        from fastmlp._persistence import save
+
+        save(self, path)
+
+    def to_sklearn(self):
+        """Return the equivalent scikit-learn estimator.
+
+        Returns
+        -------
+        estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+            Same parameters and, if fitted, the same fitted attributes (copies), with the
+            optimizer's moments in scikit-learn's optimizer class: it predicts the same and its
+            ``partial_fit`` continues the training. :func:`fastmlp.from_sklearn` is the inverse.
+        """
+        from fastmlp._sklearn_interop import to_sklearn
+
+        return to_sklearn(self)
 
     def _check_solver(self):
         if self.solver not in _STOCHASTIC_SOLVERS:
@@ -458,18 +541,71 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         check_is_fitted(self, ["coefs_", "intercepts_"])
 
 
+def _contiguous(a, dtype):
+    """``a`` as a C-contiguous array of ``dtype``, copied only where needed.
+
+    The core's bindings accept only NumPy's own ``float32``/``float64``/``int64`` dtype objects,
+    while arrays that come back from pickle or a memory map carry equal but distinct dtype
+    objects; viewing them as ``dtype`` swaps in NumPy's own without copying the data.
+    """
+    dtype = np.dtype(dtype)
+    a = np.ascontiguousarray(a, dtype)
+    return a if a.dtype is dtype else a.view(dtype)
+
+
+def _aligned_empty(shape, dtype, alignment=_ALIGNMENT):
+    """An uninitialised C-contiguous array whose data starts at a multiple of alignment bytes.
+
+    The core's results depend, in their last bits, on where the arrays it writes lie in memory
+    (its vectorised loops treat an unaligned head apart), so arrays that NumPy places anywhere
+    would make two identical fits differ slightly, and L-BFGS can amplify that into a different
+    model. Every array that the core updates is allocated here, at one fixed alignment.
+    """
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    buffer = np.empty(size * dtype.itemsize + alignment, dtype=np.uint8)
+    start = -buffer.ctypes.data % alignment
+    return buffer[start : start + size * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def _aligned_copy(a, dtype):
+    out = _aligned_empty(np.shape(a), dtype)
+    out[...] = a
+    return out
+
+
+def _is_aligned(a):
+    return a.ctypes.data % _ALIGNMENT == 0
+
+
+def _all_finite(arrays):
+    return all(np.isfinite(a).all() for a in arrays)
+
+
 def _dense(X, dtype):
     """X as a C-contiguous array of dtype: no copy when it already is one."""
     if scipy.sparse.issparse(X):
         X = X.toarray()
-    return np.ascontiguousarray(X, dtype=dtype)
+    return _contiguous(X, dtype)
 
 
 def _optimizer_for_params(optimizer, params):
-    """The optimizer kept from an earlier partial_fit, its moments matched to params' dtype."""
+    """The optimizer, its moments ready for the core to update in place.
+
+    Moments of another dtype, not C-contiguous, read-only (as after ``joblib.load(...,
+    mmap_mode="r")``) or not aligned (see _aligned_empty) are replaced by aligned copies.
+    """
     for name in ("velocities", "ms", "vs"):
         moments = getattr(optimizer, name, None)
         if moments is not None:
-            setattr(optimizer, name, [np.ascontiguousarray(m, dtype=p.dtype)
-                                      for m, p in zip(moments, params)])  # fmt: skip
+            moments = [_moment_for(m, p) for m, p in zip(moments, params, strict=True)]
+            setattr(optimizer, name, moments)
     return optimizer
+
+
+def _moment_for(moment, param):
+    moment = np.asarray(moment)
+    if (moment.dtype == param.dtype and moment.flags.c_contiguous and moment.flags.writeable
+            and _is_aligned(moment)):  # fmt: skip
+        return _contiguous(moment, param.dtype)  # the same memory, NumPy's own dtype object
+    return _aligned_copy(moment, param.dtype)

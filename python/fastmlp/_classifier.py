@@ -1,11 +1,11 @@
 """MLPClassifier: scikit-learn's multilayer-perceptron classifier on fastmlp's core."""
 
 import numpy as np
-from sklearn.base import ClassifierMixin
+from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from fastmlp._base import BaseMultilayerPerceptron
@@ -49,7 +49,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     tol : float, default=1e-4
         Improvement below which an epoch counts as no improvement.
     verbose : bool, default=False
-        Print the loss of every epoch.
+        Print the loss of every epoch (and the validation score), in scikit-learn's format.
     warm_start : bool, default=False
         Start ``fit`` from the current ``coefs_`` and ``intercepts_``.
     momentum : float, default=0.9
@@ -90,6 +90,44 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     n_layers_ : int
     n_outputs_ : int
     out_activation_ : str
+
+    See Also
+    --------
+    MLPRegressor : The regressor.
+    fastmlp.from_sklearn : Convert a scikit-learn MLP into fastmlp's.
+
+    Notes
+    -----
+    Where fastmlp differs from scikit-learn 1.9 on purpose:
+
+    - float32 input keeps the model in float32 with every solver (scikit-learn's 'lbfgs'
+      returns float64 weights), and a float32 model predicts in float32 whatever the input.
+    - A warm-started ``fit`` with ``early_stopping=True`` that does not beat the best validation
+      score keeps the best weights; scikit-learn trains its restored best weights in place and
+      returns the last epoch's.
+    - Changing ``early_stopping`` between calls (``fit`` with it, then ``partial_fit``; or a
+      warm start with it switched on) works; scikit-learn raises a TypeError.
+    - Training stops with scikit-learn's "non-finite parameter weights" error as soon as the
+      weights become non-finite, rather than after ``max_iter`` epochs.
+    - Assigned ``coefs_`` and ``intercepts_`` are checked before use (count, shapes from
+      ``n_features_in_``, ``hidden_layer_sizes`` and ``n_outputs_``, numbers, finite), with a
+      ValueError naming the array; scikit-learn fails inside NumPy or predicts NaN.
+    - L-BFGS runs with one BLAS thread (much faster on small problems) and gradient buffers
+      at a fixed alignment, so that identical fits give identical models.
+    - ``fit`` on targets of a single class raises a ValueError (scikit-learn trains a model
+      that always predicts that class), and negative ``sample_weight`` values are refused.
+
+    :meth:`save` writes the model in a safe format that :func:`fastmlp.load` reads back;
+    :meth:`to_sklearn` returns the equivalent scikit-learn estimator.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from fastmlp import MLPClassifier
+    >>> X, y = make_classification(n_samples=100, random_state=1)
+    >>> clf = MLPClassifier(random_state=1, max_iter=300).fit(X, y)
+    >>> clf.predict_proba(X[:1]).shape
+    (1, 2)
     """
 
     def __init__(
@@ -157,9 +195,15 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
-            self.classes_ = self._label_binarizer.classes_
+            binarizer = LabelBinarizer().fit(y)
+            if binarizer.y_type_ != "multilabel-indicator" and len(binarizer.classes_) < 2:
+                # scikit-learn would train a constant; a classifier of one class is a mistake.
+                raise ValueError(
+                    "MLPClassifier needs samples of at least 2 classes in the data, but the data "
+                    f"contains only one class: {binarizer.classes_[0]!r}"
+                )
+            self._label_binarizer = binarizer
+            self.classes_ = binarizer.classes_
         else:
             classes = unique_labels(y)
             if self.warm_start:
@@ -201,6 +245,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         return self._score_with_function(X, y, sample_weight, accuracy_score)
 
     @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Update the model with one epoch over (X, y).
 
@@ -210,23 +255,14 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
         classes : array of shape (n_classes,), default=None
-            All the classes that calls may see: required on the first call, ignored after.
+            All the classes that calls may see: required on the first call; later calls may
+            repeat it (it must then be the same) or leave it out.
 
         Returns
         -------
         self : object
         """
-        first_call = not hasattr(self, "classes_")
-        if first_call and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit.")
-        if not first_call and classes is not None:
-            if not np.array_equal(np.unique(classes), self.classes_):
-                raise ValueError(
-                    f"`classes={np.unique(classes)}` is not the same as on last call to "
-                    f"partial_fit, was: {self.classes_}"
-                )
-        if first_call:
-            self.classes_ = unique_labels(classes)
+        if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
                 self._label_binarizer.fit(y)
@@ -235,7 +271,17 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict_log_proba(self, X):
-        """Log of the probability estimates, shape (n_samples, n_classes)."""
+        """Log of the probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_y_prob : ndarray of shape (n_samples, n_classes)
+            ``log(predict_proba(X))``, classes in the order of ``classes_``.
+        """
         y_prob = self.predict_proba(X)
         return np.log(y_prob, out=y_prob)
 

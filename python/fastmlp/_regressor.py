@@ -1,7 +1,7 @@
 """MLPRegressor: scikit-learn's multilayer-perceptron regressor on fastmlp's core."""
 
 import numpy as np
-from sklearn.base import RegressorMixin
+from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -23,7 +23,13 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
       ``0.5 * sum_outputs mean_samples (h - y)^2``, in ``loss_``, ``loss_curve_`` and for
       L-BFGS. Single-output losses are the same.
     - ``partial_fit`` exists only for the stochastic solvers ('sgd', 'adam'), as on the
-      classifier; scikit-learn's regressor offers it with 'lbfgs' too.
+      classifier: scikit-learn's regressor passes its check function to ``available_if``
+      without calling it, so it offers ``partial_fit`` with 'lbfgs' too.
+    - ``loss='poisson'`` refuses negative targets with a ValueError (scikit-learn trains on
+      them and gets NaN losses).
+
+    The differences listed in the Notes of :class:`fastmlp.MLPClassifier` apply as well, and
+    :meth:`to_sklearn` returns the equivalent scikit-learn estimator.
 
     Parameters
     ----------
@@ -42,6 +48,15 @@ n_iter_no_change, max_fun
     loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_, coefs_, \
 intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
         As in :class:`fastmlp.MLPClassifier`; ``out_activation_`` is 'identity' or 'exp'.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmlp import MLPRegressor
+    >>> X = np.linspace(0, 1, 50).reshape(-1, 1)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(10,), solver="lbfgs", random_state=0)
+    >>> reg.fit(X, 2 * X.ravel()).predict(X[:2]).shape
+    (2,)
     """
 
     _parameter_constraints: dict = {
@@ -142,6 +157,7 @@ intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_, 
         return X, y
 
     @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with one epoch over (X, y).
 

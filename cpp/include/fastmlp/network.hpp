@@ -91,6 +91,11 @@ double loss_and_gradients(const Network<T>& net, Loss loss, ConstMatrixMap<T> X,
 template <class T>
 double weight_sq_norm(const Network<T>& net);
 
+// Threads for Eigen's GEMMs in a pass over `rows` samples: all of them when the largest GEMM
+// is big enough to pay for the fork (kMinParallelGemmWork), else one.
+template <class T>
+int gemm_threads(const Network<T>& net, Index rows);
+
 // out (rows, n_outputs) <- forward(X), in chunks spread over the OpenMP threads.
 template <class T>
 void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out);

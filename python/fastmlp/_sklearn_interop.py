@@ -1,0 +1,145 @@
+"""Conversion between fastmlp's estimators and scikit-learn's.
+
+fastmlp keeps its state in the attributes, and under the names, that scikit-learn's MLP uses
+(``coefs_``, ``_label_binarizer``, ``_no_improvement_count``, ``_best_coefs``, ...); only the
+optimizer differs in class, and it holds the same fields (``velocities``; ``t``, ``ms``, ``vs``;
+``learning_rate``...). So a conversion copies the parameters and every fitted attribute, and
+rebuilds the optimizer as the other library's class with the same moments: the converted
+estimator predicts the same and, with ``partial_fit`` or a warm-started ``fit``, goes on
+training from the same state.
+
+Two values keep the meaning of the library that computed them: for multi-output squared-error
+regression, fastmlp's ``loss_``, ``loss_curve_`` and ``best_loss_`` are the loss whose gradient
+both libraries follow, scikit-learn's are that loss's data term divided by the number of outputs
+(scikit-learn issue 8349). The L2 term of each epoch is not kept, so they are copied unchanged.
+"""
+
+import copy
+
+from sklearn import neural_network
+from sklearn.neural_network import _stochastic_optimizers as sk_optimizers
+
+from fastmlp._optimizers import AdamState, SGDState
+
+# fastmlp's optimizer classes and scikit-learn's, both ways.
+_TO_SKLEARN_OPTIMIZER = {
+    SGDState: sk_optimizers.SGDOptimizer,
+    AdamState: sk_optimizers.AdamOptimizer,
+}
+_FROM_SKLEARN_OPTIMIZER = {sk: ours for ours, sk in _TO_SKLEARN_OPTIMIZER.items()}
+# scikit-learn's L-BFGS bookkeeping, rebuilt on its side and not needed on ours.
+_LBFGS_INDEX_ATTRIBUTES = ("_coef_indptr", "_intercept_indptr")
+
+
+def to_sklearn(estimator):
+    """Return the scikit-learn estimator equivalent to a fastmlp estimator.
+
+    Parameters
+    ----------
+    estimator : fastmlp.MLPClassifier or fastmlp.MLPRegressor
+        Fitted or not. It is not modified; the result shares no array with it.
+
+    Returns
+    -------
+    sklearn_estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+        With the same parameters and, if ``estimator`` is fitted, the same fitted attributes,
+        including the optimizer's state as scikit-learn's own optimizer class, so that its
+        ``partial_fit`` continues where fastmlp's would.
+    """
+    from fastmlp._classifier import MLPClassifier
+    from fastmlp._regressor import MLPRegressor
+
+    classes = {MLPClassifier: neural_network.MLPClassifier,
+               MLPRegressor: neural_network.MLPRegressor}  # fmt: skip
+    target = _target_class(estimator, classes)
+    result = _convert(estimator, target, _TO_SKLEARN_OPTIMIZER)
+    if hasattr(result, "coefs_") and result.solver == "lbfgs":
+        result._coef_indptr, result._intercept_indptr = _lbfgs_index(result.coefs_)
+    return result
+
+
+def from_sklearn(estimator):
+    """Return the fastmlp estimator equivalent to a scikit-learn MLP.
+
+    Parameters
+    ----------
+    estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+        Fitted or not. It is not modified; the result shares no array with it.
+
+    Returns
+    -------
+    fastmlp_estimator : fastmlp.MLPClassifier or fastmlp.MLPRegressor
+        With the same parameters and fitted attributes; the optimizer's moments become
+        fastmlp's, so that ``partial_fit`` continues where scikit-learn's would.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.neural_network import MLPRegressor
+    >>> from fastmlp import from_sklearn
+    >>> X, y = np.arange(20.0).reshape(10, 2), np.arange(10.0)
+    >>> sk = MLPRegressor(hidden_layer_sizes=(3,), max_iter=5, random_state=0).fit(X, y)
+    >>> est = from_sklearn(sk)
+    >>> bool(np.allclose(est.predict(X), sk.predict(X)))
+    True
+    """
+    from fastmlp._classifier import MLPClassifier
+    from fastmlp._regressor import MLPRegressor
+
+    classes = {neural_network.MLPClassifier: MLPClassifier,
+               neural_network.MLPRegressor: MLPRegressor}  # fmt: skip
+    target = _target_class(estimator, classes)
+    result = _convert(estimator, target, _FROM_SKLEARN_OPTIMIZER)
+    for name in _LBFGS_INDEX_ATTRIBUTES:
+        result.__dict__.pop(name, None)
+    return result
+
+
+def _target_class(estimator, classes):
+    for source, target in classes.items():
+        if type(estimator) is source:
+            return target
+    raise TypeError(
+        f"expected one of {', '.join(c.__name__ for c in classes)} from "
+        f"{next(iter(classes)).__module__.split('.')[0]}, got {type(estimator).__name__}"
+    )
+
+
+def _convert(estimator, target, optimizer_classes):
+    params = estimator.get_params(deep=False)
+    result = target(**params)
+    # Everything that __init__ does not set is fitted state: copy it all, deeply.
+    init_attributes = set(vars(result))
+    for name, value in vars(estimator).items():
+        if name in init_attributes:
+            continue
+        if name == "_optimizer":
+            value = _convert_optimizer(value, optimizer_classes)
+        else:
+            value = copy.deepcopy(value)
+        setattr(result, name, value)
+    return result
+
+
+def _convert_optimizer(optimizer, optimizer_classes):
+    """The optimizer as the other library's class, with copies of the same fields."""
+    target = optimizer_classes.get(type(optimizer))
+    if target is None:
+        raise TypeError(f"cannot convert an optimizer of type {type(optimizer).__name__}")
+    result = target.__new__(target)
+    result.__dict__.update(copy.deepcopy(vars(optimizer)))
+    return result
+
+
+def _lbfgs_index(coefs):
+    """scikit-learn's ``_coef_indptr`` and ``_intercept_indptr`` for these layer shapes."""
+    coef_indptr, intercept_indptr, start = [], [], 0
+    for coef in coefs:
+        end = start + coef.size
+        coef_indptr.append((start, end, coef.shape))
+        start = end
+    for coef in coefs:
+        end = start + coef.shape[1]
+        intercept_indptr.append((start, end))
+        start = end
+    return coef_indptr, intercept_indptr
