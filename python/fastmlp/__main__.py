@@ -1,9 +1,12 @@
-"""Command line: ``python -m fastmlp demo``, ``bench`` and ``info``."""
+"""Command line: ``python -m fastmlp demo``, ``bench``, ``info``, ``train`` and ``predict``."""
 
 import argparse
+import os
 import sys
 import time
 import warnings
+
+from fastmlp._cli_data import DataError
 
 
 def _demo(args):
@@ -16,6 +19,9 @@ def _demo(args):
 
     from fastmlp import MLPClassifier, build_info
 
+    if args.plot is not None:  # before the minutes of training, not after
+        _check_plotting()
+        _check_parent_folder(args.plot)
     X, y = load_digits(return_X_y=True)
     X = X / 16.0  # pixel intensities 0..16 scaled to [0, 1]
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
@@ -37,10 +43,42 @@ def _demo(args):
     speedup = results["scikit-learn"][1] / results["fastmlp"][1]
     same = all(
         np.allclose(a, b, rtol=1e-6, atol=1e-9)
-        for a, b in zip(results["fastmlp"][0].coefs_, results["scikit-learn"][0].coefs_)
+        for a, b in zip(
+            results["fastmlp"][0].coefs_, results["scikit-learn"][0].coefs_, strict=True
+        )
     )
     print(f"fastmlp fit {speedup:.1f}x faster; same weights as scikit-learn: {same}")
+    if args.plot is not None:
+        _save_loss_curve(results["fastmlp"][0], args.plot)
+        print(f"wrote fastmlp's loss curve to {args.plot}")
     return 0
+
+
+def _check_plotting():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise DataError('--plot needs matplotlib: pip install "fastmlp[plot]"') from None
+
+
+def _check_parent_folder(path):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DataError(f"cannot write {path}: no folder {folder}")
+
+
+def _save_loss_curve(model, path):
+    # A Figure of its own, not pyplot's: no GUI backend, no global state.
+    from matplotlib.figure import Figure
+
+    from fastmlp.plotting import plot_loss_curve
+
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    plot_loss_curve(model, ax=fig.subplots()).set_title("fastmlp.MLPClassifier on digits")
+    try:
+        fig.savefig(path, dpi=100)
+    except (OSError, ValueError) as exc:  # ValueError: an extension matplotlib cannot write
+        raise DataError(f"cannot write {path}: {exc}") from None
 
 
 def _bench(args):
@@ -60,12 +98,147 @@ def _info(args):
     return 0
 
 
+_TRAIN_NOTES = (
+    "Every column but the target is a feature and must hold numbers, used as they are: scale "
+    "them beforehand (to [0, 1], or to mean 0 and variance 1), as MLPs train poorly on raw "
+    "scales. The model file keeps the feature names; predict checks them."
+)
+
+
+def _short_list(names, limit=6):
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown}, ... ({len(names)} in all)"
+
+
+def _train(args):
+    """Train an MLP on a CSV file (header row; numeric features) and save it."""
+    import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+
+    from fastmlp import MLPClassifier, MLPRegressor
+    from fastmlp._cli_data import parse_hidden, read_table
+
+    hidden = parse_hidden(args.hidden)
+    _check_parent_folder(args.out)
+    table = read_table(args.data)
+    if args.target not in table.columns:
+        raise DataError(f"{args.data} has no column {args.target!r} (--target); its columns "
+                        f"are {_short_list(table.columns)}")  # fmt: skip
+    features = [name for name in table.columns if name != args.target]
+    if not features:
+        raise DataError(f"{args.data} has no feature columns besides the target {args.target!r}")
+    X = table.numeric(features)  # (n_samples, n_features)
+    if args.regression:
+        y = table.numeric([args.target])[:, 0]
+    else:
+        y = np.array(table.column(args.target))  # class labels: any text
+        if "" in y:
+            line = table.line_numbers[int(np.flatnonzero(y == "")[0])]
+            raise DataError(f"{args.data}, line {line}, column {args.target!r}: empty label")
+
+    cls = MLPRegressor if args.regression else MLPClassifier
+    model = cls(hidden_layer_sizes=hidden, max_iter=args.max_iter, random_state=args.random_state)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        start = time.perf_counter()
+        try:
+            model.fit(X, y)
+        except ValueError as exc:  # parameters (--max-iter 0) or data scikit-learn refuses
+            raise DataError(f"cannot train: {str(exc).splitlines()[0]}") from None
+        seconds = time.perf_counter() - start
+    score = model.score(X, y)  # before the names are set: X has none
+    # The column names travel inside the model, in the attribute scikit-learn keeps them in
+    # when it fits a data frame: predict checks them, and so does the estimator itself when it
+    # is given a data frame in Python.
+    model.feature_names_in_ = np.array(features, dtype=object)
+    try:
+        model.save(args.out)
+    except OSError as exc:
+        raise DataError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+
+    if args.regression:
+        kind = "regression"
+    else:
+        kind = f"{len(model.classes_)} classes ({_short_list([str(c) for c in model.classes_])})"
+    print(f"{args.data}: {len(X)} rows, {len(features)} features ({_short_list(features)}); "
+          f"target {args.target!r}: {kind}")  # fmt: skip
+    score_name = "R^2" if args.regression else "accuracy"
+    print(f"{cls.__name__}(hidden_layer_sizes={hidden}): {model.n_iter_} iterations in "
+          f"{seconds:.2f} s, training {score_name} {score:.4f}")  # fmt: skip
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        print(f"note: training stopped at --max-iter {args.max_iter} before converging",
+              file=sys.stderr)  # fmt: skip
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _load_model(path):
+    import fastmlp
+
+    if not os.path.isfile(path):
+        raise DataError(f"no such file: {path}")
+    try:
+        return fastmlp.load(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot load the model in {path}: {str(exc).splitlines()[0]}") from None
+
+
+def _predict(args):
+    """Predict with a model saved by train, on the rows of a CSV file."""
+    from fastmlp._cli_data import read_table, write_columns
+
+    if args.out is not None:
+        _check_parent_folder(args.out)
+    model = _load_model(args.model)
+    table = read_table(args.data)
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:  # check and pick the columns by name
+        names = [str(name) for name in names]
+        missing = [name for name in names if name not in table.columns]
+        if missing:
+            raise DataError(f"{args.data} lacks the model's feature columns {missing}; it was "
+                            f"trained on {_short_list(names)}")  # fmt: skip
+        unused = [name for name in table.columns if name not in names]
+        if unused:
+            print(f"note: ignoring the columns the model does not use: {_short_list(unused)}",
+                  file=sys.stderr)  # fmt: skip
+    else:  # a model fitted on a bare array, in Python: columns by position
+        names = table.columns
+        if len(names) != model.n_features_in_:
+            raise DataError(f"{args.data} has {len(names)} columns, but the model takes "
+                            f"{model.n_features_in_} features")  # fmt: skip
+    X = table.numeric(names)  # (n_samples, n_features), in the model's order
+    with warnings.catch_warnings():
+        # Fitted with names, given an array: the names were checked above.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        predictions = model.predict(X)
+    predictions = predictions.reshape(len(X), -1)  # (n_samples, n_outputs)
+    header = (["prediction"] if predictions.shape[1] == 1
+              else [f"prediction_{k}" for k in range(predictions.shape[1])])  # fmt: skip
+    if args.out is None:
+        write_columns(sys.stdout, header, predictions)
+        return 0
+    try:
+        with open(args.out, "w", newline="", encoding="utf-8") as file:
+            write_columns(file, header, predictions)
+    except OSError as exc:
+        raise DataError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    print(f"wrote {len(predictions)} predictions to {args.out}")
+    return 0
+
+
 def main(argv=None):
     """Entry point of ``python -m fastmlp`` and the ``fastmlp`` console script."""
     parser = argparse.ArgumentParser(prog="fastmlp", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help=_demo.__doc__)
     demo.add_argument("--random-state", type=int, default=0)
+    demo.add_argument(
+        "--plot",
+        metavar="PATH",
+        default=None,
+        help="also write fastmlp's loss curve to this PNG (needs matplotlib)",
+    )
     demo.set_defaults(run=_demo)
     bench = commands.add_parser("bench", help=_bench.__doc__)
     bench.add_argument("--workloads", nargs="+", default=["small", "mnist", "wide"],
@@ -75,8 +248,38 @@ def main(argv=None):
     bench.set_defaults(run=_bench)
     info = commands.add_parser("info", help=_info.__doc__)
     info.set_defaults(run=_info)
+
+    train = commands.add_parser(
+        "train", help=_train.__doc__, description=f"{_train.__doc__} {_TRAIN_NOTES}"
+    )
+    train.add_argument("data", help="CSV file with a header row")
+    train.add_argument("--target", required=True, help="name of the column to predict")
+    train.add_argument("--hidden", default="100", metavar="SIZES",
+                       help="hidden layer sizes, comma-separated (default: 100)")  # fmt: skip
+    train.add_argument(
+        "--regression",
+        action="store_true",
+        help="numeric target, MLPRegressor (default: classes, MLPClassifier)",
+    )
+    train.add_argument("--max-iter", type=int, default=200, help="epochs (default: 200)")
+    train.add_argument("--random-state", type=int, default=None,
+                       help="seed, for the same model every time")  # fmt: skip
+    train.add_argument("--out", required=True, help="model file to write, e.g. model.npz")
+    train.set_defaults(run=_train)
+
+    predict = commands.add_parser("predict", help=_predict.__doc__, description=_predict.__doc__)
+    predict.add_argument("model", help="model file written by train")
+    predict.add_argument("data", help="CSV file with the model's feature columns")
+    predict.add_argument("--out", default=None,
+                         help="CSV file to write (default: print to standard output)")  # fmt: skip
+    predict.set_defaults(run=_predict)
+
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except DataError as exc:  # the user's input: one line, no traceback
+        print(f"fastmlp {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -180,6 +180,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
             self._no_improvement_count = 0
+            self.validation_scores_: list[float] | None
+            self.best_validation_score_: float | None
+            self.best_loss_: float | None
             if self.early_stopping:
                 self.validation_scores_ = []
                 self.best_validation_score_ = -np.inf
@@ -448,6 +451,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         if not early_stopping and self.best_loss_ is None:
             self.best_loss_ = np.inf
         if early_stopping:
+            assert self.validation_scores_ is not None  # set just above
             score = self._score(X, y, sample_weight=sample_weight)
             self.validation_scores_.append(score)
             if self.verbose:

@@ -138,7 +138,7 @@ class TorchEngine:
 
 
 def available_engines():
-    engines = [FastmlpEngine, SklearnEngine]
+    engines: list[type] = [FastmlpEngine, SklearnEngine]
     try:
         import torch
 

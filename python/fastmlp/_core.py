@@ -9,6 +9,7 @@ variable ``FASTMLP_ARCH`` (``baseline``, ``avx2``, ``avx512``) overrides the cho
 
 import importlib
 import os
+from typing import TYPE_CHECKING
 
 # Fastest first: each variant with the CPU features it needs.
 _VARIANTS = (
@@ -23,7 +24,7 @@ def _cpu_features():
     try:
         from numpy._core._multiarray_umath import __cpu_features__
     except ImportError:  # NumPy < 2
-        from numpy.core._multiarray_umath import __cpu_features__
+        from numpy.core._multiarray_umath import __cpu_features__  # type: ignore[no-redef]
     return {name for name, present in __cpu_features__.items() if present}
 
 
@@ -57,9 +58,12 @@ def _load():
 
 _module, variant, _chosen_by = _load()
 
-forward = _module.forward
-loss_and_gradients = _module.loss_and_gradients
-train_epoch = _module.train_epoch
+if TYPE_CHECKING:  # every variant has the baseline's signatures (see _core_baseline.pyi)
+    from fastmlp._core_baseline import forward, loss_and_gradients, train_epoch
+else:
+    forward = _module.forward
+    loss_and_gradients = _module.loss_and_gradients
+    train_epoch = _module.train_epoch
 
 
 def available_variants():

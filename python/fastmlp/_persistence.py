@@ -8,6 +8,7 @@ truncated, corrupted or hostile file into a :class:`ModelFormatError` that says 
 """
 
 import json
+import math
 import os
 import zipfile
 
@@ -19,9 +20,9 @@ FORMAT_VERSION = 1
 _METADATA = "__metadata__"
 # Fitted scalars stored in the metadata, with the types they must have. Every fit sets the
 # first seven; the stochastic solvers set the others (None where scikit-learn sets None).
-_REQUIRED = {"n_iter_": int, "t_": int, "n_layers_": int, "n_outputs_": int,
+_REQUIRED: dict[str, type | tuple[type, ...]] = {"n_iter_": int, "t_": int, "n_layers_": int, "n_outputs_": int,
              "n_features_in_": int, "out_activation_": str, "loss_": float}  # fmt: skip
-_OPTIONAL = {"best_loss_": (float, type(None)), "best_validation_score_": (float, type(None)),
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {"best_loss_": (float, type(None)), "best_validation_score_": (float, type(None)),
              "_no_improvement_count": int}  # fmt: skip
 _CURVES = ("loss_curve_", "validation_scores_")
 _OUTPUT_ACTIVATIONS = {"MLPClassifier": ("logistic", "softmax"),
@@ -93,7 +94,7 @@ def save(estimator, path):
                 arrays[f"optimizer_{name}_{i}"] = np.asarray(moment)
     arrays[_METADATA] = np.array(json.dumps(meta))
     with open(path, "wb") as f:  # exactly the given path: np.savez would append ".npz"
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)  # type: ignore[arg-type]  # NumPy's stub misreads **kwds
 
 
 def load(path):
@@ -156,15 +157,13 @@ def _build(arrays):
         if name not in fitted and name in _OPTIONAL:
             continue
         value = fitted.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and float in np.atleast_1d(
-            types
-        ):
+        if isinstance(value, int) and not isinstance(value, bool) and _accepts_float(types):
             value = float(value)
         if not isinstance(value, types) or isinstance(value, bool):
             raise ModelFormatError(f"{name} is {value!r}, of the wrong type")
         # best_loss_ starts at infinity before the first epoch is scored.
-        if isinstance(value, float) and np.isnan(value) or (
-            name == "loss_" and not np.isfinite(value)
+        if isinstance(value, float) and (math.isnan(value) or (
+            name == "loss_" and not math.isfinite(value))
         ):
             raise ModelFormatError(f"{name} is not finite")
         setattr(estimator, name, value)
@@ -288,6 +287,10 @@ def _metadata(arrays):
         raise ModelFormatError(f"format version {version!r} is not supported by this fastmlp "
                                f"(it reads versions 1 to {FORMAT_VERSION})")  # fmt: skip
     return meta
+
+
+def _accepts_float(types):
+    return types is float or (isinstance(types, tuple) and float in types)
 
 
 def _require(meta, key, kind):

@@ -31,6 +31,7 @@ Conventions
   ``random_state`` gives the same weights as scikit-learn's MLP.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -147,7 +148,7 @@ def _check_choice(param, value, choices):
 
 
 def _is_finite_real(x):
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and bool(np.isfinite(x))
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
 class MLP:
@@ -175,7 +176,7 @@ class MLP:
         if (isinstance(layer_sizes, str) or not hasattr(layer_sizes, "__len__")
                 or len(layer_sizes) < 2
                 or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool)
-                           and n > 0 for n in layer_sizes)):
+                           and int(n) > 0 for n in layer_sizes)):
             raise ValueError(
                 f"layer_sizes must be a sequence of at least 2 positive ints, got {layer_sizes!r}")
         _check_choice("activation", activation, HIDDEN_ACTIVATIONS)
