@@ -30,7 +30,7 @@ constexpr double kMinParallelGemmWork = double(1 << 21);
 // many forward multiply-adds per batch (batch size x weights), so that the barriers stay a small
 // share of the batch's time. Barriers are also what suffers when another process holds a core:
 // a thread descheduled at one stalls the others, so tiny batches never split.
-constexpr Index kMinRowsPerThread = 8;
+constexpr Index kMinRowsPerThread = 16;
 constexpr double kMinSplitWork = double(1 << 17);
 
 // Sets Eigen's thread count for the lifetime of the object, restoring the previous one after.
