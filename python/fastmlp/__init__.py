@@ -8,6 +8,7 @@
 """
 
 from fastmlp._classifier import MLPClassifier
+from fastmlp._config import config_context, get_config, set_config
 from fastmlp._core import build_info
 from fastmlp._network import MLP
 from fastmlp._persistence import ModelFormatError, load
@@ -23,6 +24,9 @@ __all__ = [
     "ModelFormatError",
     "__version__",
     "build_info",
+    "config_context",
     "from_sklearn",
+    "get_config",
     "load",
+    "set_config",
 ]

@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from fastmlp import _core
 from fastmlp._optimizers import AdamState, SGDState
+from fastmlp._progress import EpochProgress
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 # Warnings from _fit_lbfgs and _fit_stochastic point at the user's call: they run under _fit,
@@ -390,6 +391,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
+        progress = EpochProgress(1 if incremental else self.max_iter, n_samples,
+                                 type(self).__name__)  # fmt: skip
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -409,6 +412,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 self.loss_ = accumulated_loss / n_samples
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
+                progress.update(self.loss_)
                 if self.verbose:
                     print(f"Iteration {self.n_iter_:d}, loss = {self.loss_:.8f}")
                 if not (early_stopping or np.isfinite(self.loss_) or _all_finite(params)):
@@ -439,6 +443,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=_USER_STACKLEVEL)
+        finally:
+            progress.close()
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
