@@ -157,3 +157,12 @@ def test_diverging_fit_raises_and_leaves_a_consistent_estimator():
     # The estimator can still be fitted on good data afterwards.
     est.set_params(learning_rate_init=1e-3).fit(X, Y_REG)
     assert np.isfinite(est.predict(X)).all()
+
+
+def test_unpickled_float32_model_predicts():
+    # Unpickled arrays carry dtype objects equal to, but not the same as, NumPy's own.
+    fitted = model().fit(X.astype(np.float32), y)
+    copied = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(copied.predict_proba(X.astype(np.float32)),
+                                  fitted.predict_proba(X.astype(np.float32)))  # fmt: skip
+    np.testing.assert_array_equal(copied.predict(X), fitted.predict(X))

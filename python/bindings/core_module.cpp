@@ -200,10 +200,15 @@ BatchSplit parse_batch_split(const std::string& name) {
   throw py::value_error("batch_split is '" + name + "', expected 'auto', 'always' or 'never'");
 }
 
-bool is_float32(const py::array& X) { return X.dtype().is(py::dtype::of<float>()); }
+// By type number: a dtype from pickle or a memory map equals NumPy's but is another object.
+bool has_dtype_of(const py::array& X, const py::dtype& dtype) {
+  return X.dtype().normalized_num() == dtype.normalized_num();
+}
+
+bool is_float32(const py::array& X) { return has_dtype_of(X, py::dtype::of<float>()); }
 
 void check_floating(const py::array& X) {
-  if (!is_float32(X) && !X.dtype().is(py::dtype::of<double>())) {
+  if (!is_float32(X) && !has_dtype_of(X, py::dtype::of<double>())) {
     throw py::type_error("X has dtype " + std::string(py::str(X.dtype())) +
                          ", expected float32 or float64");
   }

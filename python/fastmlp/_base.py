@@ -143,7 +143,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         return self.loss
 
     def _model_dtype(self):
-        return self.coefs_[0].dtype if self.coefs_[0].dtype == np.float32 else np.float64
+        return np.float32 if self.coefs_[0].dtype == np.float32 else np.float64
 
     def _forward(self, X):
         """Output activations (n_samples, n_outputs) of validated X."""
@@ -552,15 +552,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
 
 def _contiguous(a, dtype):
-    """``a`` as a C-contiguous array of ``dtype``, copied only where needed.
-
-    The core's bindings accept only NumPy's own ``float32``/``float64``/``int64`` dtype objects,
-    while arrays that come back from pickle or a memory map carry equal but distinct dtype
-    objects; viewing them as ``dtype`` swaps in NumPy's own without copying the data.
-    """
-    dtype = np.dtype(dtype)
-    a = np.ascontiguousarray(a, dtype)
-    return a if a.dtype is dtype else a.view(dtype)
+    """``a`` as a C-contiguous array of ``dtype``, copied only where needed."""
+    return np.ascontiguousarray(a, dtype)
 
 
 def _aligned_empty(shape, dtype, alignment=_ALIGNMENT):
