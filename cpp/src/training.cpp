@@ -48,7 +48,9 @@ struct ThreadSlot {
   std::vector<Vector<T>> intercept_sums;
   Gradients<T> sums;
   double loss_sum = 0.0;
-  double sq_norm = 0.0;  // this thread's share of sum ||W||^2 after its last update
+  // This thread's share of sum ||W||^2 after the update of batch b, in sq_norm[b % 2]: thread 0
+  // reads batch b-1's shares while the others write batch b's, with no barrier between.
+  double sq_norm[2] = {0.0, 0.0};
 };
 
 // One parameter array, flattened, for the reduce-and-update step.
@@ -182,7 +184,7 @@ double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>
           double sq = sq_norm;
           if (b > 0 && want_sq_norm) {
             sq = 0.0;
-            for (auto& s : slots) sq += s->sq_norm;
+            for (auto& s : slots) sq += s->sq_norm[(b + 1) % 2];
           }
           if (want_sq_norm) batch_loss += 0.5 * double(alpha) * sq / weight_sum;
         }
@@ -192,11 +194,7 @@ double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>
       // Each thread reduces and updates its own share of the parameters.
       const Index p_lo = n_params * tid / split, p_hi = n_params * (tid + 1) / split;
       const T scale = empty ? T(0) : T(1) / T(weight_sum);
-#ifdef FASTMLP_WITH_OPENMP
-      // Everyone has read the sq_norm shares of the previous update before they change.
-#pragma omp barrier
-#endif
-      slot.sq_norm = reduce_and_update<T>(slots, arrays, p_lo, p_hi, alpha, scale, config,
+      slot.sq_norm[b % 2] = reduce_and_update<T>(slots, arrays, p_lo, p_hi, alpha, scale, config,
                                           adam_rate, want_sq_norm);
 #ifdef FASTMLP_WITH_OPENMP
       // The next batch's forward pass reads every updated parameter.

@@ -26,11 +26,13 @@ inline int max_threads() {
 
 // Multiply-adds below which a GEMM runs on one thread.
 constexpr double kMinParallelGemmWork = double(1 << 21);
-// Splitting a minibatch among threads: at least this many rows per thread, and at least this
-// many forward multiply-adds per batch (batch size x weights), so that the barriers stay a small
-// share of the batch's time. Barriers are also what suffers when another process holds a core:
-// a thread descheduled at one stalls the others, so tiny batches never split.
-constexpr Index kMinRowsPerThread = 16;
+// Splitting a minibatch among threads: at least this many rows per thread (with fewer, the
+// per-thread GEMMs lose more efficiency than the second core brings: measured here, 16 and 32
+// rows per thread ran slower than one thread) and at least this many forward multiply-adds
+// per batch, so that the two barriers stay a small share of the batch's time. Barriers are
+// also what suffers when another process holds a core: a thread descheduled at one stalls the
+// others, so small batches never split.
+constexpr Index kMinRowsPerThread = 64;
 constexpr double kMinSplitWork = double(1 << 17);
 
 // Sets Eigen's thread count for the lifetime of the object, restoring the previous one after.
