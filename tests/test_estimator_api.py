@@ -511,3 +511,26 @@ def test_conversions_of_unfitted_estimators_and_errors():
         from_sklearn(est)
     with pytest.raises(TypeError, match="expected one of"):
         from_sklearn(neural_network.BernoulliRBM())
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        np.array([3, 7, 7, 3, 7]),
+        np.array([2, 0, 1, 2, 2, 1]),
+        np.array(["b", "a", "c", "a"]),
+        np.array(["yes", "no", "no"], dtype=object),
+        np.array([1.0, 2.0, 1.0, 3.0]),
+        np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]]),
+    ],
+    ids=["binary", "multiclass", "strings", "objects", "floats", "multilabel"],
+)
+def test_fast_binarize_equals_label_binarizer(labels):
+    from sklearn.preprocessing import LabelBinarizer
+
+    from fastmlp._classifier import _binarize
+
+    binarizer = LabelBinarizer().fit(labels)
+    got = _binarize(binarizer, labels)
+    np.testing.assert_array_equal(got, binarizer.transform(labels).astype(bool))
+    assert got.dtype == bool

@@ -217,8 +217,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                     f"`y` has classes not in `self.classes_`. `self.classes_` has "
                     f"{self.classes_}. 'y' has {classes}."
                 )
-        y = self._label_binarizer.transform(y).astype(bool)
-        return X, y
+        return X, _binarize(self._label_binarizer, y)
 
     def predict(self, X):
         """Predict with the multi-layer perceptron classifier.
@@ -309,3 +308,23 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
+
+
+def _binarize(binarizer, y):
+    """The indicator matrix (n_samples, n_outputs) of y, as ``binarizer.transform(y)``.
+
+    For 1-D binary and multiclass labels it is built directly from sorted-class indices: the
+    same matrix, without transform()'s second pass of label-type checks, which cost as much as
+    a whole epoch of a small network.
+    """
+    classes = binarizer.classes_
+    if y.ndim == 1 and binarizer.y_type_ in ("binary", "multiclass") and len(y):
+        index = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
+        if np.array_equal(classes[index], y):  # every label is one of the classes
+            if binarizer.y_type_ == "binary":
+                return (index == 1)[:, np.newaxis]
+            indicator = np.zeros((len(y), len(classes)), dtype=bool)
+            indicator[np.arange(len(y)), index] = True
+            return indicator
+    return binarizer.transform(y).astype(bool)
+
