@@ -14,8 +14,9 @@ This example writes no files (``--out`` is accepted, like the other examples', a
 
 import argparse
 
-import fastmlp
 import numpy as np
+
+import fastmlp
 from fastmlp import reference
 
 # The lecture's network: rows are target units.

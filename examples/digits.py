@@ -14,12 +14,13 @@ import time
 import warnings
 from pathlib import Path
 
-import fastmlp
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
+
+import fastmlp
 
 # Early stopping with a little more patience than the default 10 epochs, which stops this
 # run at a noisy early dip of the validation accuracy.
@@ -42,8 +43,9 @@ def fit_timed(estimator, X, y):
 
 def plot(model, path):
     try:
-        from fastmlp.plotting import plot_loss_curve
         from matplotlib.figure import Figure
+
+        from fastmlp.plotting import plot_loss_curve
     except ImportError:
         print('(matplotlib is not installed, so no picture: pip install "fastmlp[plot]")')
         return

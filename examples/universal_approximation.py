@@ -15,9 +15,10 @@ import argparse
 import warnings
 from pathlib import Path
 
-import fastmlp
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+
+import fastmlp
 
 FUNCTIONS = {
     "x²": np.square,

@@ -16,8 +16,9 @@ import argparse
 import itertools
 from pathlib import Path
 
-import fastmlp
 import numpy as np
+
+import fastmlp
 
 X = np.array(list(itertools.product([0.0, 1.0], repeat=2)))  # (4, 2): 00, 01, 10, 11
 Y = np.logical_xor(X[:, 0], X[:, 1]).astype(float)  # (4,)

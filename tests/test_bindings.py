@@ -15,10 +15,28 @@ def network(dtype=np.float64):
 def epoch(X, Y, order, coefs, intercepts, first=None, sample_weight=None, batch_size=2):
     first = first if first is not None else [np.zeros_like(p) for p in coefs + intercepts]
     return _core.train_epoch(
-        X, Y, sample_weight, order, batch_size, coefs, intercepts, first, [], "relu",
-        "identity", "squared_error", 0.0, solver="sgd", learning_rate=0.1, momentum=0.9,
-        nesterov=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8, t=0,
-    )  # fmt: skip
+        X,
+        Y,
+        sample_weight,
+        order,
+        batch_size,
+        coefs,
+        intercepts,
+        first,
+        [],
+        "relu",
+        "identity",
+        "squared_error",
+        0.0,
+        solver="sgd",
+        learning_rate=0.1,
+        momentum=0.9,
+        nesterov=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        t=0,
+    )
 
 
 def test_forward_checks_its_arguments():
@@ -54,8 +72,9 @@ def test_loss_and_gradients_checks_its_arguments():
     X, Y = np.zeros((5, 3)), np.zeros((5, 2))
 
     def call(X=X, Y=Y, sample_weight=None, loss="squared_error", out="identity", g=grads):
-        return _core.loss_and_gradients(X, Y, sample_weight, coefs, intercepts, g[0], g[1],
-                                        "relu", out, loss, 0.0)  # fmt: skip
+        return _core.loss_and_gradients(
+            X, Y, sample_weight, coefs, intercepts, g[0], g[1], "relu", out, loss, 0.0
+        )
 
     assert call() == 0.0
     with pytest.raises(ValueError, match=r"Y has shape \(4, 2\), expected \(5, 2\)"):
@@ -88,11 +107,29 @@ def test_train_epoch_checks_its_arguments():
         epoch(X, Y, order, coefs, intercepts, first=[np.zeros((3, 4))] * 3)
     with pytest.raises(ValueError, match="batch_split is 'sometimes', expected 'auto'"):
         _core.train_epoch(
-            X, Y, None, order, 2, coefs, intercepts, [np.zeros_like(p) for p in coefs + intercepts],
-            [], "relu", "identity", "squared_error", 0.0, solver="sgd", learning_rate=0.1,
-            momentum=0.9, nesterov=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8, t=0,
+            X,
+            Y,
+            None,
+            order,
+            2,
+            coefs,
+            intercepts,
+            [np.zeros_like(p) for p in coefs + intercepts],
+            [],
+            "relu",
+            "identity",
+            "squared_error",
+            0.0,
+            solver="sgd",
+            learning_rate=0.1,
+            momentum=0.9,
+            nesterov=True,
+            beta_1=0.9,
+            beta_2=0.999,
+            epsilon=1e-8,
+            t=0,
             batch_split="sometimes",
-        )  # fmt: skip
+        )
     frozen = [coefs[0].copy(), coefs[1].copy()]
     frozen[0].flags.writeable = False
     with pytest.raises(ValueError, match=r"coefs\[0\] must be writeable"):

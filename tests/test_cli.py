@@ -9,13 +9,14 @@ import subprocess
 import sys
 import warnings
 
-import fastmlp
 import matplotlib.image
 import numpy as np
 import pytest
+from sklearn.datasets import make_blobs
+
+import fastmlp
 from fastmlp import _cli_data
 from fastmlp.__main__ import main
-from sklearn.datasets import make_blobs
 
 FEATURES = ["width", "height", "depth"]
 
@@ -52,8 +53,20 @@ def animals_csv(tmp_path, animals):
 def trained(tmp_path, animals_csv, capsys):
     """A classifier trained by the CLI on animals.csv: the model file's path."""
     model = str(tmp_path / "model.npz")
-    args = ["train", animals_csv, "--target", "animal", "--hidden", "16,8",
-            "--max-iter", "400", "--random-state", "0", "--out", model]  # fmt: skip
+    args = [
+        "train",
+        animals_csv,
+        "--target",
+        "animal",
+        "--hidden",
+        "16,8",
+        "--max-iter",
+        "400",
+        "--random-state",
+        "0",
+        "--out",
+        model,
+    ]
     assert main(args) == 0
     capsys.readouterr()
     return model
@@ -89,13 +102,27 @@ def assert_one_line_error(code, err, command, message):
 
 def test_train_writes_a_model_with_the_feature_names(animals_csv, tmp_path, capsys):
     model = str(tmp_path / "model.npz")
-    args = ["train", animals_csv, "--target", "animal", "--hidden", "16,8",
-            "--max-iter", "400", "--random-state", "0", "--out", model]  # fmt: skip
+    args = [
+        "train",
+        animals_csv,
+        "--target",
+        "animal",
+        "--hidden",
+        "16,8",
+        "--max-iter",
+        "400",
+        "--random-state",
+        "0",
+        "--out",
+        model,
+    ]
     code, out, err = run(args, capsys)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == (f"{animals_csv}: 120 rows, 3 features (width, height, depth); "
-                        "target 'animal': 3 classes (bird, cat, dog)")  # fmt: skip
+    assert lines[0] == (
+        f"{animals_csv}: 120 rows, 3 features (width, height, depth); "
+        "target 'animal': 3 classes (bird, cat, dog)"
+    )
     assert lines[1].startswith("MLPClassifier(hidden_layer_sizes=(16, 8)): ")
     assert lines[1].endswith("training accuracy 1.0000")
     assert lines[2] == f"wrote {model}"
@@ -137,11 +164,27 @@ def test_regression_round_trip(tmp_path, capsys):
     rng = np.random.RandomState(0)
     X = rng.uniform(-1, 1, (80, 2))
     y = X[:, 0] - 0.5 * X[:, 1] ** 2
-    data = write_csv(tmp_path / "r.csv", ["a", "target", "b"],
-                     [[x[0], t, x[1]] for x, t in zip(X, y, strict=True)])  # fmt: skip
+    data = write_csv(
+        tmp_path / "r.csv",
+        ["a", "target", "b"],
+        [[x[0], t, x[1]] for x, t in zip(X, y, strict=True)],
+    )
     model = str(tmp_path / "r.npz")
-    args = ["train", data, "--target", "target", "--regression", "--hidden", "10",
-            "--max-iter", "300", "--random-state", "1", "--out", model]  # fmt: skip
+    args = [
+        "train",
+        data,
+        "--target",
+        "target",
+        "--regression",
+        "--hidden",
+        "10",
+        "--max-iter",
+        "300",
+        "--random-state",
+        "1",
+        "--out",
+        model,
+    ]
     code, out, _ = run(args, capsys)
     assert code == 0
     assert "target 'target': regression" in out
@@ -206,26 +249,52 @@ def test_train_errors_on_bad_files(tmp_path, capsys):
 
 def test_regression_target_must_be_numeric(tmp_path, capsys):
     data = write_csv(tmp_path / "d.csv", ["x", "y"], [[1, 2.5], [2, "high"]])
-    code, _, err = run(["train", data, "--target", "y", "--regression",
-                        "--out", str(tmp_path / "m.npz")], capsys)  # fmt: skip
+    code, _, err = run(
+        ["train", data, "--target", "y", "--regression", "--out", str(tmp_path / "m.npz")], capsys
+    )
     assert_one_line_error(code, err, "train", "line 3, column 'y': 'high' is not a number")
 
 
 @pytest.mark.parametrize("hidden", ["", "a", "8,x", "0", "64,0", "-4", "1.5", "12,,3", "²"])
 def test_bad_hidden(hidden, animals_csv, tmp_path, capsys):
-    code, _, err = run(["train", animals_csv, "--target", "animal", "--hidden", hidden,
-                        "--out", str(tmp_path / "m.npz")], capsys)  # fmt: skip
-    assert_one_line_error(code, err, "train", "--hidden must be comma-separated positive "
-                          f"integers such as 128,64; got {hidden!r}")  # fmt: skip
+    code, _, err = run(
+        [
+            "train",
+            animals_csv,
+            "--target",
+            "animal",
+            "--hidden",
+            hidden,
+            "--out",
+            str(tmp_path / "m.npz"),
+        ],
+        capsys,
+    )
+    assert_one_line_error(
+        code,
+        err,
+        "train",
+        f"--hidden must be comma-separated positive integers such as 128,64; got {hidden!r}",
+    )
 
 
 def test_bad_parameters_and_output_folder(animals_csv, tmp_path, capsys):
-    code, _, err = run(["train", animals_csv, "--target", "animal", "--max-iter", "0",
-                        "--out", str(tmp_path / "m.npz")], capsys)  # fmt: skip
+    code, _, err = run(
+        [
+            "train",
+            animals_csv,
+            "--target",
+            "animal",
+            "--max-iter",
+            "0",
+            "--out",
+            str(tmp_path / "m.npz"),
+        ],
+        capsys,
+    )
     assert_one_line_error(code, err, "train", "cannot train: The 'max_iter' parameter")
     missing = tmp_path / "no" / "m.npz"
-    code, _, err = run(["train", animals_csv, "--target", "animal", "--out", str(missing)],
-                       capsys)  # fmt: skip
+    code, _, err = run(["train", animals_csv, "--target", "animal", "--out", str(missing)], capsys)
     assert_one_line_error(code, err, "train", f"cannot write {missing}: no folder")
 
 
@@ -234,14 +303,21 @@ def test_predict_errors(trained, tmp_path, capsys):
         return run(["predict", trained, data, *extra], capsys)
 
     code, _, err = predict(write_csv(tmp_path / "a.csv", ["width", "depth"], [[1, 2]]))
-    assert_one_line_error(code, err, "predict", "lacks the model's feature columns ['height']; "
-                          "it was trained on width, height, depth")  # fmt: skip
+    assert_one_line_error(
+        code,
+        err,
+        "predict",
+        "lacks the model's feature columns ['height']; it was trained on width, height, depth",
+    )
     code, _, err = predict(write_csv(tmp_path / "b.csv", FEATURES, [[1, 2, 3], [1, "?", 3]]))
     assert_one_line_error(code, err, "predict", "line 3, column 'height': '?' is not a number")
     code, _, err = predict(str(tmp_path / "none.csv"))
     assert_one_line_error(code, err, "predict", "no such file: ")
-    code, _, err = predict(write_csv(tmp_path / "c.csv", FEATURES, [[1, 2, 3]]),
-                           "--out", str(tmp_path / "no" / "p.csv"))  # fmt: skip
+    code, _, err = predict(
+        write_csv(tmp_path / "c.csv", FEATURES, [[1, 2, 3]]),
+        "--out",
+        str(tmp_path / "no" / "p.csv"),
+    )
     assert_one_line_error(code, err, "predict", "no folder")
 
     data = write_csv(tmp_path / "d.csv", FEATURES, [[1, 2, 3]])
@@ -325,17 +401,33 @@ def test_info_still_works(capsys):
 
 
 def python_m_fastmlp(*args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "fastmlp", *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "fastmlp", *args],
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_python_m_fastmlp_train_and_predict(animals_csv, tmp_path):
     # Both starts at once: the failing one needs no model.
-    train = python_m_fastmlp("train", animals_csv, "--target", "animal", "--hidden", "16,8",
-                             "--max-iter", "400", "--random-state", "0", "--out", "m.npz",
-                             cwd=tmp_path)  # fmt: skip
-    bad = python_m_fastmlp("train", "missing.csv", "--target", "y", "--out", "x.npz",
-                           cwd=tmp_path)  # fmt: skip
+    train = python_m_fastmlp(
+        "train",
+        animals_csv,
+        "--target",
+        "animal",
+        "--hidden",
+        "16,8",
+        "--max-iter",
+        "400",
+        "--random-state",
+        "0",
+        "--out",
+        "m.npz",
+        cwd=tmp_path,
+    )
+    bad = python_m_fastmlp("train", "missing.csv", "--target", "y", "--out", "x.npz", cwd=tmp_path)
     out, err = train.communicate(timeout=120)
     assert train.returncode == 0, err
     assert out.endswith("wrote m.npz\n")

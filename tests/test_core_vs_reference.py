@@ -46,14 +46,24 @@ def assert_close(actual, expected, rtol):
 
 
 def pair(shape, hidden, output, loss, dtype, alpha=0.0, seed=0):
-    kwargs = dict(activation=hidden, output_activation=output, loss=loss, dtype=dtype,
-                  random_state=seed, alpha=alpha)  # fmt: skip
+    kwargs = dict(
+        activation=hidden,
+        output_activation=output,
+        loss=loss,
+        dtype=dtype,
+        random_state=seed,
+        alpha=alpha,
+    )
     return fastmlp.MLP(shape, **kwargs), reference.MLP(shape, **kwargs)
 
 
 # softmax over a single output is the constant 1: that network is left out, not skipped.
-NETWORKS = [(shape, output, loss) for shape in SHAPES for output, loss in OUTPUT_LOSS
-            if not (output == "softmax" and shape[-1] == 1)]  # fmt: skip
+NETWORKS = [
+    (shape, output, loss)
+    for shape in SHAPES
+    for output, loss in OUTPUT_LOSS
+    if not (output == "softmax" and shape[-1] == 1)
+]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -46,9 +46,12 @@ def client():
 def _data(task, dtype=np.float64):
     if task == "classifier":
         X, y = make_classification(
-            n_samples=N_SAMPLES, n_features=N_FEATURES, n_informative=5, n_classes=3,
+            n_samples=N_SAMPLES,
+            n_features=N_FEATURES,
+            n_informative=5,
+            n_classes=3,
             random_state=0,
-        )  # fmt: skip
+        )
         est = fastmlp.MLPClassifier((16,), learning_rate_init=0.01, random_state=0)
         return est, X.astype(dtype), y, "accuracy", {"classes": np.unique(y)}
     X, y = make_regression(n_samples=N_SAMPLES, n_features=N_FEATURES, random_state=0)

@@ -6,17 +6,18 @@ import copy
 import pickle
 import warnings
 
-import fastmlp
 import joblib
 import numpy as np
 import pytest
-from fastmlp._sklearn_interop import from_sklearn
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import neural_network
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import train_test_split
+
+import fastmlp
+from fastmlp._sklearn_interop import from_sklearn
 
 _rng = np.random.RandomState(0)
 X = _rng.randn(30, 4)
@@ -99,8 +100,9 @@ def test_partial_fit_epochs_equal_fit_epochs(task, solver):
 def test_partial_fit_sequence_matches_sklearn(task, solver):
     # With shuffling, over batches of different data, and with a subset of the classes first.
     ours, y = make(task, solver=solver)
-    theirs = (neural_network.MLPClassifier if task != "regression"
-              else neural_network.MLPRegressor)(**ours.get_params())  # fmt: skip
+    theirs = (
+        neural_network.MLPClassifier if task != "regression" else neural_network.MLPRegressor
+    )(**ours.get_params())
     for est in (ours, theirs):
         for part in (slice(0, 12), slice(12, 30), slice(None)):
             partial_fit(est, X[part], y[part])
@@ -148,9 +150,17 @@ def test_warm_start_early_stopping_keeps_the_best_weights():
     # The second fit does not beat the first one's best validation score (checked), so the
     # weights that scored it stay. (scikit-learn trains its restored best weights in place and
     # returns the last epoch's weights instead.)
-    est = fastmlp.MLPClassifier(hidden_layer_sizes=(5,), solver="sgd", learning_rate_init=0.3,
-                                early_stopping=True, validation_fraction=0.3, n_iter_no_change=2,
-                                max_iter=30, random_state=0, warm_start=True)  # fmt: skip
+    est = fastmlp.MLPClassifier(
+        hidden_layer_sizes=(5,),
+        solver="sgd",
+        learning_rate_init=0.3,
+        early_stopping=True,
+        validation_fraction=0.3,
+        n_iter_no_change=2,
+        max_iter=30,
+        random_state=0,
+        warm_start=True,
+    )
     est.fit(X, Y_CLASSES)
     best = copy.deepcopy(weights(est))
     best_score, n_scores = est.best_validation_score_, len(est.validation_scores_)
@@ -229,8 +239,11 @@ def test_pickle_round_trip_continues_training_exactly(task, solver, tmp_path):
             assert other.loss_curve_ == est.loss_curve_
             assert other._optimizer.learning_rate == est._optimizer.learning_rate
             for name in ("velocities", "ms", "vs"):
-                for p, q in zip(getattr(other._optimizer, name, []),
-                                getattr(est._optimizer, name, []), strict=True):  # fmt: skip
+                for p, q in zip(
+                    getattr(other._optimizer, name, []),
+                    getattr(est._optimizer, name, []),
+                    strict=True,
+                ):
                     assert_array_equal(p, q)
     # Training the copies left the original, which they were copied from, untouched.
     deep = copy.deepcopy(original)
@@ -384,8 +397,9 @@ def test_digits_accuracy_with_default_parameters():
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 @pytest.mark.parametrize("task", list(TASKS))
 def test_inputs_are_not_modified(task, solver):
-    est, y = make(task, solver=solver, max_iter=3, early_stopping=solver != "lbfgs",
-                  validation_fraction=0.3)  # fmt: skip
+    est, y = make(
+        task, solver=solver, max_iter=3, early_stopping=solver != "lbfgs", validation_fraction=0.3
+    )
     inputs = [X.copy(), np.array(y, copy=True), _rng.uniform(0.5, 2, X.shape[0])]
     for X_in in (inputs[0], inputs[0].astype(np.float32), np.asfortranarray(inputs[0])):
         X_in.flags.writeable = True
@@ -431,8 +445,10 @@ def _assert_same_state(a, b):
         fields_a, fields_b = vars(a._optimizer), vars(b._optimizer)
         assert fields_a.keys() == fields_b.keys()
         for key in fields_a:
-            assert_array_equal(np.asarray(fields_a[key], dtype=object).shape,
-                               np.asarray(fields_b[key], dtype=object).shape)  # fmt: skip
+            assert_array_equal(
+                np.asarray(fields_a[key], dtype=object).shape,
+                np.asarray(fields_b[key], dtype=object).shape,
+            )
             if isinstance(fields_a[key], list):
                 for p, q in zip(fields_a[key], fields_b[key], strict=True):
                     assert_array_equal(p, q)
@@ -443,13 +459,14 @@ def _assert_same_state(a, b):
 
 # early_stopping applies to the stochastic solvers only
 @pytest.mark.parametrize(
-    "solver,early_stopping", [("sgd", False), ("adam", False), ("lbfgs", False),
-                              ("sgd", True), ("adam", True)]
-)  # fmt: skip
+    "solver,early_stopping",
+    [("sgd", False), ("adam", False), ("lbfgs", False), ("sgd", True), ("adam", True)],
+)
 @pytest.mark.parametrize("task", list(TASKS))
 def test_to_sklearn_and_back(task, solver, early_stopping):
-    est, y = make(task, solver=solver, max_iter=4, early_stopping=early_stopping,
-                  validation_fraction=0.3)  # fmt: skip
+    est, y = make(
+        task, solver=solver, max_iter=4, early_stopping=early_stopping, validation_fraction=0.3
+    )
     est.fit(X, y)
     theirs = est.to_sklearn()
     assert type(theirs) is getattr(neural_network, type(est).__name__)
@@ -486,8 +503,9 @@ def test_to_sklearn_and_back(task, solver, early_stopping):
 
 
 def test_from_sklearn_fitted_by_sklearn_continues_like_sklearn():
-    theirs = neural_network.MLPClassifier(**SMALL, solver="sgd", learning_rate="invscaling",
-                                          max_iter=5).fit(X, Y_STRINGS)  # fmt: skip
+    theirs = neural_network.MLPClassifier(
+        **SMALL, solver="sgd", learning_rate="invscaling", max_iter=5
+    ).fit(X, Y_STRINGS)
     ours = from_sklearn(theirs)
     assert isinstance(ours._optimizer, fastmlp._optimizers.SGDState)
     assert_array_equal(ours.predict(X), theirs.predict(X))

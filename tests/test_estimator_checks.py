@@ -11,9 +11,10 @@ import subprocess
 import sys
 import textwrap
 
-import fastmlp
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import fastmlp
 
 # The checks fit on small data with max_iter=100, and say nothing about convergence.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -48,8 +49,11 @@ def test_array_api_dispatch_with_numpy_inputs():
     )
     env = {**os.environ, "SCIPY_ARRAY_API": "1"}
     result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True,
+        [sys.executable, "-W", "ignore", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "checked"

@@ -14,13 +14,14 @@ import io
 import itertools
 import warnings
 
-import fastmlp
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import neural_network
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
+
+import fastmlp
 
 RTOL = 1e-6  # float64 weights, losses and scores
 MAX_ITER = 12  # epochs of sgd/adam, iterations of lbfgs: enough to move, few enough to be fast
@@ -39,9 +40,12 @@ TASKS = {
     # n_iter_no_change > MAX_ITER: the two libraries' losses differ (see module docstring), so
     # their stopping rules may differ; the weights must not.
     "multioutput": ("regressor", _lin[:, :2], {"n_iter_no_change": MAX_ITER + 1}),
-    "poisson": ("regressor", _rng.poisson(np.exp(_lin[:, 0] / 3)).astype(float),
-                {"loss": "poisson"}),
-}  # fmt: skip
+    "poisson": (
+        "regressor",
+        _rng.poisson(np.exp(_lin[:, 0] / 3)).astype(float),
+        {"loss": "poisson"},
+    ),
+}
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 SOLVERS = ("lbfgs", "sgd", "adam")
 ALPHAS = (0.0, 1e-3)
@@ -49,9 +53,10 @@ ALPHAS = (0.0, 1e-3)
 # n_outputs) that is not the one its gradient belongs to, so the two optimizers take different
 # paths by design; test_lbfgs_multioutput_reports_the_loss_it_minimises covers fastmlp's side.
 GRID = [
-    case for case in itertools.product(TASKS, ACTIVATIONS, SOLVERS, ALPHAS)
+    case
+    for case in itertools.product(TASKS, ACTIVATIONS, SOLVERS, ALPHAS)
     if not (case[0] == "multioutput" and case[2] == "lbfgs")
-]  # fmt: skip
+]
 
 
 def _classes(kind):
@@ -63,8 +68,15 @@ def _classes(kind):
 def make_pair(task, **params):
     """(fastmlp estimator, scikit-learn estimator) with the same parameters for task."""
     kind, _, extra = TASKS[task]
-    params = {"hidden_layer_sizes": (5, 3), "random_state": 1, "max_iter": MAX_ITER,
-              "batch_size": 16, "learning_rate_init": 0.01, **extra, **params}  # fmt: skip
+    params = {
+        "hidden_layer_sizes": (5, 3),
+        "random_state": 1,
+        "max_iter": MAX_ITER,
+        "batch_size": 16,
+        "learning_rate_init": 0.01,
+        **extra,
+        **params,
+    }
     ours, theirs = _classes(kind)
     return ours(**params), theirs(**params)
 
@@ -79,15 +91,22 @@ def fit_pair(pair, X, y, **fit_params):
             # limited them (see _base._fit_lbfgs), and the two then run the same arithmetic.
             with threadpool_limits(limits=1, user_api="blas"):
                 est.fit(X, y, **fit_params)
-        caught.append([(w.category.__name__, str(w.message)) for w in record
-                       if issubclass(w.category, (ConvergenceWarning, UserWarning))])  # fmt: skip
+        caught.append(
+            [
+                (w.category.__name__, str(w.message))
+                for w in record
+                if issubclass(w.category, (ConvergenceWarning, UserWarning))
+            ]
+        )
     return caught
 
 
 def rel_error(ours, theirs):
     """Largest relative error of a list of arrays: max |a - b| / max |b|, layer by layer."""
-    return max(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
-               for a, b in zip(ours, theirs, strict=True))  # fmt: skip
+    return max(
+        np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)
+        for a, b in zip(ours, theirs, strict=True)
+    )
 
 
 def assert_same_fit(ours, theirs, X, loss_factor=1.0):
@@ -99,8 +118,7 @@ def assert_same_fit(ours, theirs, X, loss_factor=1.0):
     assert len(ours.coefs_) == len(theirs.coefs_)
     assert rel_error(ours.coefs_, theirs.coefs_) < RTOL
     assert rel_error(ours.intercepts_, theirs.intercepts_) < RTOL
-    for name in ("n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_",
-                 "n_features_in_"):  # fmt: skip
+    for name in ("n_iter_", "t_", "n_layers_", "n_outputs_", "out_activation_", "n_features_in_"):
         assert getattr(ours, name) == getattr(theirs, name), name
     if loss_factor is not None:
         assert_allclose(ours.loss_, loss_factor * theirs.loss_, rtol=RTOL)
@@ -108,17 +126,18 @@ def assert_same_fit(ours, theirs, X, loss_factor=1.0):
         if not ours.warm_start:
             assert len(ours.loss_curve_) == ours.n_iter_
         if loss_factor is not None:
-            assert_allclose(ours.loss_curve_, loss_factor * np.asarray(theirs.loss_curve_),
-                            rtol=RTOL)  # fmt: skip
+            assert_allclose(
+                ours.loss_curve_, loss_factor * np.asarray(theirs.loss_curve_), rtol=RTOL
+            )
         assert ours._no_improvement_count == theirs._no_improvement_count
-        assert ours._optimizer.learning_rate == pytest.approx(theirs._optimizer.learning_rate,
-                                                              rel=1e-12)  # fmt: skip
+        assert ours._optimizer.learning_rate == pytest.approx(
+            theirs._optimizer.learning_rate, rel=1e-12
+        )
         if theirs.validation_scores_ is None:
             assert ours.validation_scores_ is None and ours.best_validation_score_ is None
         else:
             assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=RTOL)
-            assert_allclose(ours.best_validation_score_, theirs.best_validation_score_,
-                            rtol=RTOL)  # fmt: skip
+            assert_allclose(ours.best_validation_score_, theirs.best_validation_score_, rtol=RTOL)
         if theirs.best_loss_ is None:
             assert ours.best_loss_ is None
         elif loss_factor is not None:
@@ -185,8 +204,14 @@ def test_sample_weight(task, solver):
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 @pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel", "strings", "regression"])
 def test_early_stopping(task, solver, weighted):
-    params = dict(solver=solver, early_stopping=True, validation_fraction=0.25,
-                  n_iter_no_change=3, max_iter=60, learning_rate_init=0.05)  # fmt: skip
+    params = dict(
+        solver=solver,
+        early_stopping=True,
+        validation_fraction=0.25,
+        n_iter_no_change=3,
+        max_iter=60,
+        learning_rate_init=0.05,
+    )
     pair = make_pair(task, **params)
     warned = fit_pair(pair, X, TASKS[task][1], sample_weight=SAMPLE_WEIGHT if weighted else None)
     assert warned[0] == warned[1]
@@ -201,15 +226,22 @@ def test_early_stopping(task, solver, weighted):
 def test_early_stopping_restores_earlier_weights():
     # Here the best epoch is not the last, so restoring it changes the model (a precondition
     # checked below, so that this test cannot pass vacuously).
-    params = dict(solver="sgd", early_stopping=True, validation_fraction=0.25,
-                  n_iter_no_change=4, max_iter=60, learning_rate_init=0.3)  # fmt: skip
+    params = dict(
+        solver="sgd",
+        early_stopping=True,
+        validation_fraction=0.25,
+        n_iter_no_change=4,
+        max_iter=60,
+        learning_rate_init=0.3,
+    )
     pair = make_pair("multiclass", **params)
     fit_pair(pair, X, TASKS["multiclass"][1])
     assert_same_fit(*pair, X)
     ours = pair[0]
     assert np.argmax(ours.validation_scores_) < ours.n_iter_ - 1
-    last_epoch = make_pair("multiclass", **{**params, "early_stopping": False,
-                                            "max_iter": ours.n_iter_})[0]  # fmt: skip
+    last_epoch = make_pair(
+        "multiclass", **{**params, "early_stopping": False, "max_iter": ours.n_iter_}
+    )[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         last_epoch.fit(X, TASKS["multiclass"][1])
@@ -251,8 +283,10 @@ def test_stopping_rule(solver):
 def test_batch_size_larger_than_n_samples_warns_and_clips():
     pair = make_pair("multiclass", solver="sgd", batch_size=1000)
     warned = fit_pair(pair, X, TASKS["multiclass"][1])
-    message = ("UserWarning", "Got `batch_size` less than 1 or larger than sample size. It is "
-               "going to be clipped")  # fmt: skip
+    message = (
+        "UserWarning",
+        "Got `batch_size` less than 1 or larger than sample size. It is going to be clipped",
+    )
     assert message in warned[0]
     assert warned[0] == warned[1]
     assert_same_fit(*pair, X)
@@ -277,12 +311,17 @@ def test_n_iter_no_change_inf_runs_max_iter(solver):
     "params",
     [
         dict(solver="sgd", learning_rate="adaptive", tol=0.05, n_iter_no_change=1, max_iter=40),
-        dict(solver="adam", early_stopping=True, validation_fraction=0.25, n_iter_no_change=2,
-             max_iter=60),
+        dict(
+            solver="adam",
+            early_stopping=True,
+            validation_fraction=0.25,
+            n_iter_no_change=2,
+            max_iter=60,
+        ),
         dict(solver="sgd", max_iter=3),
         dict(solver="lbfgs"),
     ],
-)  # fmt: skip
+)
 def test_verbose_output_and_warnings_match(params):
     pair = make_pair("multiclass", verbose=True, **params)
     outputs, warned = [], []
@@ -303,8 +342,11 @@ def test_convergence_warning_messages():
         warned = fit_pair(pair, X, TASKS["multiclass"][1])
         assert [w[0] for w in warned[0]] == ["ConvergenceWarning"]
         assert warned[0] == warned[1]
-        expected = ("Maximum iterations (2) reached" if solver != "lbfgs"
-                    else "Increase the number of iterations")  # fmt: skip
+        expected = (
+            "Maximum iterations (2) reached"
+            if solver != "lbfgs"
+            else "Increase the number of iterations"
+        )
         assert expected in warned[0][0][1]
 
 
@@ -346,8 +388,9 @@ def test_multioutput_squared_error_loss_relation(alpha):
 @pytest.mark.parametrize("alpha", ALPHAS)
 def test_lbfgs_multioutput_reports_the_loss_it_minimises(alpha):
     y = TASKS["multioutput"][1]
-    ours = make_pair("multioutput", solver="lbfgs", activation="tanh", alpha=alpha,
-                     max_iter=200)[0]  # fmt: skip
+    ours = make_pair("multioutput", solver="lbfgs", activation="tanh", alpha=alpha, max_iter=200)[
+        0
+    ]
     ours.fit(X, y)
     l2 = 0.5 * alpha * sum(np.sum(c**2) for c in ours.coefs_) / X.shape[0]
     data = 0.5 * np.mean((ours.predict(X) - y) ** 2, axis=0).sum()

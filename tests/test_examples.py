@@ -36,8 +36,9 @@ def runs(tmp_path_factory):
         out = tmp_path_factory.mktemp(name)
         script = EXAMPLES / f"{name}.py"
         argv = [sys.executable, str(script)] + [a.format(out=out) for a in arguments]
-        process = subprocess.Popen(argv, cwd=out, env=env, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        process = subprocess.Popen(
+            argv, cwd=out, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         started[name] = (process, out)
     finished = {}
     for name, (process, out) in started.items():
@@ -73,8 +74,12 @@ def test_xor_prints_the_truth_table(runs):
     _, stdout, _, _ = runs["xor"]
     # x1 x2 h1 h2 y: h1 = OR, h2 = AND, y = XOR
     rows = re.findall(r"^\s+([01])\s+([01])\s+([01])\s+([01])\s+([01])\s*$", stdout, re.M)
-    assert rows == [("0", "0", "0", "0", "0"), ("0", "1", "1", "0", "1"),
-                    ("1", "0", "1", "0", "1"), ("1", "1", "1", "1", "0")]  # fmt: skip
+    assert rows == [
+        ("0", "0", "0", "0", "0"),
+        ("0", "1", "1", "0", "1"),
+        ("1", "0", "1", "0", "1"),
+        ("1", "1", "1", "1", "0"),
+    ]
     assert "XOR reproduced: True" in stdout
     assert "XOR learned (h > 0.5 exactly where y = 1): True" in stdout
     # The logistic network's outputs, near the targets 0 1 1 0.
@@ -86,8 +91,10 @@ def test_xor_prints_the_truth_table(runs):
 
 def test_universal_approximation_prints_small_errors(runs):
     _, stdout, _, _ = runs["universal_approximation"]
-    mse = {m[0]: float(m[1]) for m in re.findall(r"^(\S+(?: H\(x\))?)\s+([\d.e+-]+)\s+\d+$",
-                                                 stdout, re.M)}  # fmt: skip
+    mse = {
+        m[0]: float(m[1])
+        for m in re.findall(r"^(\S+(?: H\(x\))?)\s+([\d.e+-]+)\s+\d+$", stdout, re.M)
+    }
     assert set(mse) == {"x²", "sin(πx)", "|x|", "step H(x)"}
     # 3 tanh units fit the smooth functions closely; |x| has a kink, H(x) a jump.
     assert mse["x²"] < 1e-3 and mse["sin(πx)"] < 1e-3

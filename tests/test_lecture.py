@@ -50,15 +50,28 @@ def by_hand():
     new_B2 = [B2[k] - LEARNING_RATE * delta2[k] for k in r]
     new_B1 = [B1[j] - LEARNING_RATE * delta1[j] for j in r]
     return {
-        "z": z, "h": h, "squared_error": squared_error, "delta2": delta2, "delta1": delta1,
-        "grad_W2": grad_W2, "grad_W1": grad_W1, "new_W2": new_W2, "new_W1": new_W1,
-        "new_B2": new_B2, "new_B1": new_B1,
+        "z": z,
+        "h": h,
+        "squared_error": squared_error,
+        "delta2": delta2,
+        "delta1": delta1,
+        "grad_W2": grad_W2,
+        "grad_W1": grad_W1,
+        "new_W2": new_W2,
+        "new_W1": new_W1,
+        "new_B2": new_B2,
+        "new_B1": new_B1,
     }
 
 
 def lecture_network(mlp_class):
-    net = mlp_class([2, 2, 2], activation="logistic", output_activation="logistic",
-                    loss="squared_error", dtype="float64")
+    net = mlp_class(
+        [2, 2, 2],
+        activation="logistic",
+        output_activation="logistic",
+        loss="squared_error",
+        dtype="float64",
+    )
     net.coefs = [np.array(W1).T, np.array(W2).T]  # (fan_in, fan_out) = w_ji transposed
     net.intercepts = [np.array(B1), np.array(B2)]
     return net
@@ -104,8 +117,9 @@ def test_worked_example_gradients(mlp_class):
     assert [g.shape for g in coef_grads] == [(2, 2), (2, 2)]
     np.testing.assert_allclose(coef_grads[1].T, expected["grad_W2"], rtol=1e-13)
     np.testing.assert_allclose(coef_grads[0].T, expected["grad_W1"], rtol=1e-13)
-    np.testing.assert_array_equal(np.round(coef_grads[1].T, 4),
-                                  [[0.0827, 0.0822], [-0.0227, -0.0226]])
+    np.testing.assert_array_equal(
+        np.round(coef_grads[1].T, 4), [[0.0827, 0.0822], [-0.0227, -0.0226]]
+    )
 
 
 def test_worked_example_sgd_step(mlp_class):
@@ -117,8 +131,9 @@ def test_worked_example_sgd_step(mlp_class):
     np.testing.assert_allclose(net.coefs[0].T, expected["new_W1"], rtol=1e-14)
     np.testing.assert_allclose(net.intercepts[1], expected["new_B2"], rtol=1e-14)
     np.testing.assert_allclose(net.intercepts[0], expected["new_B1"], rtol=1e-14)
-    np.testing.assert_array_equal(np.round(net.coefs[1].T, 4),
-                                  [[0.4087, 0.3589], [0.5114, 0.5613]])
+    np.testing.assert_array_equal(
+        np.round(net.coefs[1].T, 4), [[0.4087, 0.3589], [0.5114, 0.5613]]
+    )
     # The step lowers the error.
     assert net.backward(np.array([X]), np.array([Y]))[0] < loss
 
@@ -132,9 +147,15 @@ XOR_Y = np.array([0.0, 1.0, 1.0, 0.0])
 def test_xor_of_threshold_units(mlp_class):
     # h1 = Th(x1 + x2 - 0.5) (OR), h2 = Th(x1 + x2 - 1.5) (AND), y = Th(h1 - h2 - 0.5).
     net = mlp_class([2, 2, 1], activation="step", output_activation="step")
-    net.coefs = [np.array([[1.0, 1.0],    # x1 -> (h1, h2)
-                           [1.0, 1.0]]),  # x2 -> (h1, h2)
-                 np.array([[1.0], [-1.0]])]
+    net.coefs = [
+        np.array(
+            [
+                [1.0, 1.0],  # x1 -> (h1, h2)
+                [1.0, 1.0],
+            ]
+        ),  # x2 -> (h1, h2)
+        np.array([[1.0], [-1.0]]),
+    ]
     net.intercepts = [np.array([-0.5, -1.5]), np.array([-0.5])]
     np.testing.assert_array_equal(net.forward(XOR_X), XOR_Y[:, None])
 
@@ -142,8 +163,13 @@ def test_xor_of_threshold_units(mlp_class):
 def test_logistic_network_learns_xor(mlp_class):
     # Gradient descent on the cross-entropy finds XOR from Glorot's random start; with 4
     # hidden units, 2000 full-batch steps of size 2 succeed for every random_state 0..19.
-    net = mlp_class([2, 4, 1], activation="logistic", output_activation="logistic",
-                    loss="log_loss", random_state=0)
+    net = mlp_class(
+        [2, 4, 1],
+        activation="logistic",
+        output_activation="logistic",
+        loss="log_loss",
+        random_state=0,
+    )
     first = net.sgd_step(XOR_X, XOR_Y, 2.0)
     for _ in range(1999):
         last = net.sgd_step(XOR_X, XOR_Y, 2.0)
@@ -161,8 +187,13 @@ def test_tanh_network_fits_sine(mlp_class):
     # about 0.7 to below 0.001 for this random_state (below 0.002 for random_state 0..4).
     x = np.linspace(-np.pi, np.pi, 64)[:, None]
     y = np.sin(x)
-    net = mlp_class([1, 8, 1], activation="tanh", output_activation="identity",
-                    loss="squared_error", random_state=0)
+    net = mlp_class(
+        [1, 8, 1],
+        activation="tanh",
+        output_activation="identity",
+        loss="squared_error",
+        random_state=0,
+    )
     assert np.mean((net.forward(x) - y) ** 2) > 0.1
     for _ in range(3000):
         net.sgd_step(x, y, 0.2)

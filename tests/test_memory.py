@@ -25,8 +25,9 @@ def test_thousand_fit_predict_cycles_do_not_grow_memory():
     y = rng.randint(3, size=64)
 
     def cycle(solver):
-        clf = fastmlp.MLPClassifier((16,), solver=solver, max_iter=3, batch_size=16,
-                                    random_state=0)  # fmt: skip
+        clf = fastmlp.MLPClassifier(
+            (16,), solver=solver, max_iter=3, batch_size=16, random_state=0
+        )
         clf.fit(X, y)
         clf.predict_proba(X)
 

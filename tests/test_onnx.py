@@ -100,9 +100,13 @@ def binary_data():
 @pytest.fixture(scope="module")
 def multiclass_data():
     X, y = make_classification(
-        n_samples=300, n_features=10, n_informative=6, n_classes=4, random_state=1,
+        n_samples=300,
+        n_features=10,
+        n_informative=6,
+        n_classes=4,
+        random_state=1,
         class_sep=1.5,
-    )  # fmt: skip
+    )
     return X.astype(np.float32), np.array(["ant", "bee", "cat", "dog"])[y]
 
 
@@ -114,9 +118,12 @@ def test_classifier_matches_onnxruntime(
 ):
     X, y = binary_data if task == "binary" else multiclass_data
     clf = fastmlp.MLPClassifier(
-        hidden_layer_sizes=(10, 6), activation=activation, max_iter=150,
-        learning_rate_init=0.01, random_state=0,
-    ).fit(X, y)  # fmt: skip
+        hidden_layer_sizes=(10, 6),
+        activation=activation,
+        max_iter=150,
+        learning_rate_init=0.01,
+        random_state=0,
+    ).fit(X, y)
     assert clf.coefs_[0].dtype == np.float32
     assert clf.score(X, y) > 0.7  # a trained model: probabilities far from uniform
     proba, labels = clf.predict_proba(X), clf.predict(X)
@@ -168,9 +175,12 @@ def _assert_regression_matches(out, expected, atol):
 def test_regressor_matches_onnxruntime(activation, converter, skl2onnx, ort):
     X, y = _regression_data(1)
     reg = fastmlp.MLPRegressor(
-        hidden_layer_sizes=(10, 6), activation=activation, max_iter=100,
-        learning_rate_init=0.01, random_state=0,
-    ).fit(X, y)  # fmt: skip
+        hidden_layer_sizes=(10, 6),
+        activation=activation,
+        max_iter=100,
+        learning_rate_init=0.01,
+        random_state=0,
+    ).fit(X, y)
     assert reg.score(X, y) > 0.5
     out = _run(ort, _convert(converter, reg, X, skl2onnx), X)["variable"]
     assert out.dtype == np.float32
@@ -207,10 +217,12 @@ def test_poisson_regressor_gets_its_exp_output(n_targets, skl2onnx, ort):
 def test_pipeline_with_scaler_converts(multiclass_data, skl2onnx, ort):
     X, y = multiclass_data
     X = X * 50 + 10  # badly scaled: the scaler matters
-    pipe = Pipeline([
-        ("scale", StandardScaler()),
-        ("mlp", fastmlp.MLPClassifier((16,), max_iter=100, random_state=0)),
-    ]).fit(X, y)  # fmt: skip
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            ("mlp", fastmlp.MLPClassifier((16,), max_iter=100, random_state=0)),
+        ]
+    ).fit(X, y)
     out = _run(ort, fastmlp.onnx.to_onnx(pipe, X[:3]), X)
     assert_allclose(out["probabilities"], pipe.predict_proba(X), rtol=0, atol=ATOL_FLOAT32)
     _assert_labels_match(out["label"], pipe.predict(X), pipe.predict_proba(X), ATOL_FLOAT32)

@@ -6,14 +6,15 @@ import re
 import sys
 import warnings
 
-import fastmlp
 import matplotlib  # the "plot" extra, which the "test" extra includes
 import numpy as np
 import pytest
-from fastmlp import plotting
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
+
+import fastmlp
+from fastmlp import plotting
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -57,8 +58,17 @@ def test_loss_curve_draws_loss_curve_against_epochs():
 
 def test_loss_curve_draws_validation_scores_on_twin_axis():
     X, y = _blobs(n_per_class=40)
-    clf = _fit(fastmlp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=30, early_stopping=True,
-                                     n_iter_no_change=100, random_state=0), X, y)  # fmt: skip
+    clf = _fit(
+        fastmlp.MLPClassifier(
+            hidden_layer_sizes=(5,),
+            max_iter=30,
+            early_stopping=True,
+            n_iter_no_change=100,
+            random_state=0,
+        ),
+        X,
+        y,
+    )
     assert len(clf.validation_scores_) == clf.n_iter_ == 30
     ax = plotting.plot_loss_curve(clf)
     main, twin = ax.figure.axes
@@ -70,15 +80,22 @@ def test_loss_curve_draws_validation_scores_on_twin_axis():
     assert twin.get_ylabel() == "validation accuracy"
     # One legend naming both lines (on the twin axis, which is drawn over the first).
     assert [t.get_text() for t in twin.get_legend().get_texts()] == [
-        "training loss", "validation accuracy"]  # fmt: skip
+        "training loss",
+        "validation accuracy",
+    ]
 
 
 def test_loss_curve_of_regressor_labels_r2_and_uses_given_axes():
     rng = np.random.RandomState(0)
     X = rng.uniform(-1, 1, (60, 2))
     y = X[:, 0] - 2 * X[:, 1]
-    reg = _fit(fastmlp.MLPRegressor(hidden_layer_sizes=(4,), max_iter=12, early_stopping=True,
-                                    random_state=0), X, y)  # fmt: skip
+    reg = _fit(
+        fastmlp.MLPRegressor(
+            hidden_layer_sizes=(4,), max_iter=12, early_stopping=True, random_state=0
+        ),
+        X,
+        y,
+    )
     fig, (left, right) = plt.subplots(1, 2)
     ax = plotting.plot_loss_curve(reg, ax=right)
     assert ax is right and not left.lines
@@ -96,8 +113,13 @@ def test_loss_curve_accepts_scikit_learns_estimator():
 
 def test_loss_curve_of_lbfgs_fit_is_a_clear_error():
     X, y = _blobs()
-    clf = _fit(fastmlp.MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=20,
-                                     random_state=0), X, y)  # fmt: skip
+    clf = _fit(
+        fastmlp.MLPClassifier(
+            hidden_layer_sizes=(5,), solver="lbfgs", max_iter=20, random_state=0
+        ),
+        X,
+        y,
+    )
     with pytest.raises(ValueError, match=r"no loss_curve_ .*solver='lbfgs'.*'adam' or 'sgd'"):
         plotting.plot_loss_curve(clf)
 
@@ -144,9 +166,10 @@ def test_decision_regions_image_shows_the_predicted_class_where_it_is_predicted(
     # Extent: the data's box with a 5% margin, plus half a cell, so pixel centers are the grid.
     margin = 0.05 * 4
     dx = (4 + 2 * margin) / 40
-    np.testing.assert_allclose(image.get_extent(),
-                               [-1 - margin - dx / 2, 3 + margin + dx / 2,
-                                0 - margin - dx / 2, 4 + margin + dx / 2])  # fmt: skip
+    np.testing.assert_allclose(
+        image.get_extent(),
+        [-1 - margin - dx / 2, 3 + margin + dx / 2, 0 - margin - dx / 2, 4 + margin + dx / 2],
+    )
     # Each quadrant shows its class index, read through the image's own geometry.
     for (x0, x1), index in [((0, 1), 0), ((2.5, 0.5), 1), ((-0.5, 3.5), 2), ((2, 3), 3)]:
         assert _pixel(image, x0, x1) == index
@@ -159,8 +182,9 @@ def test_decision_regions_image_shows_the_predicted_class_where_it_is_predicted(
 
 def test_decision_regions_of_fitted_mlp_match_its_predictions():
     X, y = _blobs()
-    clf = _fit(fastmlp.MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0),
-               X, y)  # fmt: skip
+    clf = _fit(
+        fastmlp.MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0), X, y
+    )
     assert clf.score(X, y) == 1.0
     fig, ax = plt.subplots()
     assert plotting.plot_decision_regions(clf, X, y, ax=ax, resolution=30) is ax
@@ -220,15 +244,21 @@ def test_decision_regions_errors():
             plotting.plot_decision_regions(clf, X, y, resolution=resolution)
     with pytest.raises(NotFittedError):
         plotting.plot_decision_regions(fastmlp.MLPClassifier(), X, y)
-    wide = _fit(fastmlp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=3, random_state=0),
-                np.hstack([X, X]), y)  # fmt: skip
+    wide = _fit(
+        fastmlp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=3, random_state=0),
+        np.hstack([X, X]),
+        y,
+    )
     with pytest.raises(ValueError, match="fitted on 4 features, not 2"):
         plotting.plot_decision_regions(wide, X, y)
     reg = _fit(fastmlp.MLPRegressor(hidden_layer_sizes=(3,), max_iter=3), X, y.astype(float))
     with pytest.raises(ValueError, match="needs a classifier, got MLPRegressor"):
         plotting.plot_decision_regions(reg, X, y)
-    multilabel = _fit(fastmlp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=3, random_state=0),
-                      X, np.column_stack([y == 0, y == 1]).astype(int))  # fmt: skip
+    multilabel = _fit(
+        fastmlp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=3, random_state=0),
+        X,
+        np.column_stack([y == 0, y == 1]).astype(int),
+    )
     with pytest.raises(ValueError, match="single-target classifier"):
         plotting.plot_decision_regions(multilabel, X, np.zeros(len(X), dtype=int))
     assert not plt.get_fignums()  # every check comes before a figure is made

@@ -8,8 +8,13 @@ import fastmlp
 from fastmlp import reference
 
 HIDDEN = ["identity", "logistic", "tanh", "relu"]
-PAIRS = [("identity", "squared_error"), ("logistic", "log_loss"), ("softmax", "log_loss"),
-         ("exp", "poisson"), ("tanh", "squared_error")]  # fmt: skip
+PAIRS = [
+    ("identity", "squared_error"),
+    ("logistic", "log_loss"),
+    ("softmax", "log_loss"),
+    ("exp", "poisson"),
+    ("tanh", "squared_error"),
+]
 
 
 @st.composite
@@ -34,11 +39,17 @@ def problems(draw):
     if weights is not None and weights.sum() == 0:
         weights[0] = 1.0
     return dict(
-        sizes=(n_in, *hidden, n_out), activation=draw(st.sampled_from(HIDDEN)),
-        output=output, loss=loss, alpha=draw(st.sampled_from([0.0, 1e-4, 0.5])),
-        dtype=draw(st.sampled_from(["float64", "float32"])), seed=seed,
-        X=X, Y=Y, weights=weights,
-    )  # fmt: skip
+        sizes=(n_in, *hidden, n_out),
+        activation=draw(st.sampled_from(HIDDEN)),
+        output=output,
+        loss=loss,
+        alpha=draw(st.sampled_from([0.0, 1e-4, 0.5])),
+        dtype=draw(st.sampled_from(["float64", "float32"])),
+        seed=seed,
+        X=X,
+        Y=Y,
+        weights=weights,
+    )
 
 
 def close(actual, expected, dtype):
@@ -51,8 +62,14 @@ def close(actual, expected, dtype):
 @settings(max_examples=150, deadline=None)
 @given(problems())
 def test_core_matches_reference(p):
-    kwargs = dict(activation=p["activation"], output_activation=p["output"], loss=p["loss"],
-                  dtype=p["dtype"], random_state=p["seed"], alpha=p["alpha"])  # fmt: skip
+    kwargs = dict(
+        activation=p["activation"],
+        output_activation=p["output"],
+        loss=p["loss"],
+        dtype=p["dtype"],
+        random_state=p["seed"],
+        alpha=p["alpha"],
+    )
     core = fastmlp.MLP(p["sizes"], **kwargs)
     ref = reference.MLP(p["sizes"], **kwargs)
     close(core.forward(p["X"]), ref.forward(p["X"]), p["dtype"])

@@ -10,10 +10,11 @@ import warnings
 
 import numpy as np
 import pytest
-from fastmlp.reference import MLP, OUTPUT_ACTIVATIONS, VALID_OUTPUTS, activate, derivative
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss, mean_poisson_deviance, mean_squared_error
 from sklearn.neural_network import MLPRegressor
+
+from fastmlp.reference import MLP, OUTPUT_ACTIVATIONS, VALID_OUTPUTS, activate, derivative
 
 HIDDEN = ("identity", "logistic", "tanh", "relu")  # the hidden activations with a gradient
 # Every (output activation, loss) pair that backward accepts: all valid pairs but step.
@@ -85,11 +86,18 @@ def gradient_cases():
 @pytest.mark.parametrize(
     "hidden, out, loss, n_outputs, n_hidden, alpha, weighted", list(gradient_cases())
 )
-def test_gradients_match_finite_differences(hidden, out, loss, n_outputs, n_hidden, alpha,
-                                            weighted):
+def test_gradients_match_finite_differences(
+    hidden, out, loss, n_outputs, n_hidden, alpha, weighted
+):
     layer_sizes = [3] + [4, 3][:n_hidden] + [n_outputs]
-    mlp = MLP(layer_sizes, activation=hidden, output_activation=out, loss=loss, alpha=alpha,
-              random_state=1)
+    mlp = MLP(
+        layer_sizes,
+        activation=hidden,
+        output_activation=out,
+        loss=loss,
+        alpha=alpha,
+        random_state=1,
+    )
     X, Y = make_data(7, 3, n_outputs, out, loss, seed=2)
     sample_weight = None
     if weighted:
@@ -141,8 +149,9 @@ def replay_glorot(layer_sizes, factor, seed):
     return coefs, intercepts
 
 
-@pytest.mark.parametrize("activation, factor",
-                         [("identity", 6), ("logistic", 2), ("tanh", 6), ("relu", 6)])
+@pytest.mark.parametrize(
+    "activation, factor", [("identity", 6), ("logistic", 2), ("tanh", 6), ("relu", 6)]
+)
 def test_init_replays_glorot_draws(activation, factor):
     layer_sizes = [4, 6, 5, 3]
     mlp = MLP(layer_sizes, activation=activation, random_state=7)
@@ -157,15 +166,21 @@ def test_init_equals_scikit_learn(activation):
     X, Y = make_data(20, 3, 2, "identity", "squared_error")
     # One SGD step with a learning rate of 1e-300 leaves scikit-learn's initial weights as
     # they were, so its fitted coefs_ are its initial ones.
-    sk = MLPRegressor(hidden_layer_sizes=(5, 4), activation=activation, solver="sgd",
-                      learning_rate_init=1e-300, momentum=0.0, max_iter=1, shuffle=False,
-                      random_state=0)
+    sk = MLPRegressor(
+        hidden_layer_sizes=(5, 4),
+        activation=activation,
+        solver="sgd",
+        learning_rate_init=1e-300,
+        momentum=0.0,
+        max_iter=1,
+        shuffle=False,
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         sk.fit(X, Y)
     mlp = MLP([3, 5, 4, 2], activation=activation, random_state=0)
-    for got, expected in zip(mlp.coefs + mlp.intercepts, sk.coefs_ + sk.intercepts_,
-                             strict=True):
+    for got, expected in zip(mlp.coefs + mlp.intercepts, sk.coefs_ + sk.intercepts_, strict=True):
         np.testing.assert_array_equal(got, expected)
 
 
@@ -189,8 +204,7 @@ def test_init_random_state_semantics():
 def test_init_float32_is_float64_cast():
     mlp64 = MLP([3, 4, 2], random_state=0)
     mlp32 = MLP([3, 4, 2], dtype="float32", random_state=0)
-    for a, b in zip(mlp32.coefs + mlp32.intercepts, mlp64.coefs + mlp64.intercepts,
-                    strict=True):
+    for a, b in zip(mlp32.coefs + mlp32.intercepts, mlp64.coefs + mlp64.intercepts, strict=True):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, b.astype(np.float32))
 
@@ -222,9 +236,18 @@ def test_squared_error_sums_over_outputs():
 
 def test_squared_error_matches_scikit_learn_loss_curve():
     X, Y = make_data(20, 3, 1, "identity", "squared_error")
-    sk = MLPRegressor(hidden_layer_sizes=(5,), activation="tanh", solver="sgd", alpha=0.5,
-                      learning_rate_init=1e-300, momentum=0.0, max_iter=1, shuffle=False,
-                      batch_size=20, random_state=0)
+    sk = MLPRegressor(
+        hidden_layer_sizes=(5,),
+        activation="tanh",
+        solver="sgd",
+        alpha=0.5,
+        learning_rate_init=1e-300,
+        momentum=0.0,
+        max_iter=1,
+        shuffle=False,
+        batch_size=20,
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         sk.fit(X, Y[:, 0])
@@ -234,8 +257,9 @@ def test_squared_error_matches_scikit_learn_loss_curve():
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_binary_log_loss_matches_scikit_learn(weighted):
-    mlp = MLP([3, 5, 1], activation="relu", output_activation="logistic", loss="log_loss",
-              random_state=0)
+    mlp = MLP(
+        [3, 5, 1], activation="relu", output_activation="logistic", loss="log_loss", random_state=0
+    )
     X, _ = make_data(30, 3, 1, "identity", "squared_error")
     y = (np.random.RandomState(4).uniform(size=30) < 0.5).astype(float)
     w = weights_or_none(weighted, 30)
@@ -254,8 +278,13 @@ def test_logistic_log_loss_sums_over_outputs():
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_softmax_log_loss_matches_scikit_learn(weighted):
-    mlp = MLP([3, 5, 4], activation="logistic", output_activation="softmax", loss="log_loss",
-              random_state=0)
+    mlp = MLP(
+        [3, 5, 4],
+        activation="logistic",
+        output_activation="softmax",
+        loss="log_loss",
+        random_state=0,
+    )
     X, _ = make_data(30, 3, 1, "identity", "squared_error")
     labels = np.random.RandomState(4).randint(0, 4, 30)
     w = weights_or_none(weighted, 30)
@@ -265,8 +294,9 @@ def test_softmax_log_loss_matches_scikit_learn(weighted):
 
 @pytest.mark.parametrize("weighted", [False, True])
 def test_poisson_is_half_mean_poisson_deviance(weighted):
-    mlp = MLP([3, 5, 1], activation="tanh", output_activation="exp", loss="poisson",
-              random_state=0)
+    mlp = MLP(
+        [3, 5, 1], activation="tanh", output_activation="exp", loss="poisson", random_state=0
+    )
     X, y = make_data(30, 3, 1, "exp", "poisson")
     assert np.any(y == 0)  # the y log(y / h) = 0 convention is exercised
     w = weights_or_none(weighted, 30)
@@ -342,8 +372,7 @@ def test_derivative_from_output(name):
     a = np.linspace(-3, 3, 12).reshape(3, 4) + 0.05  # avoids relu's kink at 0
     step = 1e-6
     expected = (activate(name, a + step) - activate(name, a - step)) / (2 * step)
-    np.testing.assert_allclose(derivative(name, activate(name, a)), expected, rtol=1e-7,
-                               atol=1e-9)
+    np.testing.assert_allclose(derivative(name, activate(name, a)), expected, rtol=1e-7, atol=1e-9)
 
 
 def test_logistic_and_softmax_are_stable():
@@ -368,12 +397,14 @@ def test_step_forward_thresholds():
     np.testing.assert_array_equal(mlp.forward(X)[:, 0], [0, 0, 0, 0, 0, 1, 1])
     hidden_only = MLP([1, 2], output_activation="step")
     hidden_only.coefs, hidden_only.intercepts = mlp.coefs[:1], mlp.intercepts[:1]
-    np.testing.assert_array_equal(hidden_only.forward(X),
-                                  [[0, 0], [0, 0], [1, 0], [1, 0], [1, 0], [1, 1], [1, 1]])
+    np.testing.assert_array_equal(
+        hidden_only.forward(X), [[0, 0], [0, 0], [1, 0], [1, 0], [1, 0], [1, 1], [1, 1]]
+    )
 
 
-@pytest.mark.parametrize("activation, out", [("step", "identity"), ("relu", "step"),
-                                             ("step", "step")])
+@pytest.mark.parametrize(
+    "activation, out", [("step", "identity"), ("relu", "step"), ("step", "step")]
+)
 def test_step_has_no_gradient(activation, out):
     mlp = MLP([2, 3, 1], activation=activation, output_activation=out, random_state=0)
     X, y = np.ones((4, 2)), np.ones(4)
@@ -388,10 +419,21 @@ def test_step_has_no_gradient(activation, out):
 
 @pytest.mark.parametrize("dtype", ["float32", np.float32, "float64", np.float64])
 def test_dtype_flows_through(dtype):
-    mlp = MLP([3, 4, 2], activation="logistic", output_activation="softmax", loss="log_loss",
-              dtype=dtype, random_state=0)
-    ref = MLP([3, 4, 2], activation="logistic", output_activation="softmax", loss="log_loss",
-              random_state=0)
+    mlp = MLP(
+        [3, 4, 2],
+        activation="logistic",
+        output_activation="softmax",
+        loss="log_loss",
+        dtype=dtype,
+        random_state=0,
+    )
+    ref = MLP(
+        [3, 4, 2],
+        activation="logistic",
+        output_activation="softmax",
+        loss="log_loss",
+        random_state=0,
+    )
     X, Y = make_data(6, 3, 2, "softmax", "log_loss")
     H = mlp.forward(X)
     loss, cg, ig = mlp.backward(X, Y)
@@ -417,8 +459,9 @@ def test_sgd_step_follows_backward():
     intercepts = [b.copy() for b in mlp.intercepts]
     loss, cg, ig = mlp.backward(X, Y)
     assert mlp.sgd_step(X, Y, 0.3) == loss  # the loss before the step
-    for new, old, grad in zip(mlp.coefs + mlp.intercepts, coefs + intercepts, cg + ig,
-                              strict=True):
+    for new, old, grad in zip(
+        mlp.coefs + mlp.intercepts, coefs + intercepts, cg + ig, strict=True
+    ):
         np.testing.assert_allclose(new, old - 0.3 * grad, rtol=1e-14, atol=1e-16)
     assert mlp.backward(X, Y)[0] < loss  # a small step downhill lowers the loss
 
@@ -433,31 +476,34 @@ def test_sgd_step_rejects_bad_learning_rate(learning_rate):
 # ---------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"layer_sizes": [3]}, "layer_sizes"),
-    ({"layer_sizes": []}, "layer_sizes"),
-    ({"layer_sizes": [3, 0]}, "layer_sizes"),
-    ({"layer_sizes": [3, -2, 1]}, "layer_sizes"),
-    ({"layer_sizes": [3, 2.5]}, "layer_sizes"),
-    ({"layer_sizes": [3, True]}, "layer_sizes"),
-    ({"layer_sizes": "32"}, "layer_sizes"),
-    ({"layer_sizes": 3}, "layer_sizes"),
-    ({"activation": "softmax"}, "activation"),
-    ({"activation": "exp"}, "activation"),
-    ({"activation": "sigmoid"}, "activation"),
-    ({"activation": None}, "activation"),
-    ({"output_activation": "sigmoid"}, "output_activation"),
-    ({"loss": "mse"}, "loss"),
-    ({"dtype": "float16"}, "dtype"),
-    ({"dtype": np.int64}, "dtype"),
-    ({"dtype": None}, "dtype"),
-    ({"dtype": "bogus"}, "dtype"),
-    ({"alpha": -1.0}, "alpha"),
-    ({"alpha": np.nan}, "alpha"),
-    ({"alpha": "0.1"}, "alpha"),
-    ({"random_state": "seed"}, "random_state"),
-    ({"random_state": -1}, "random_state"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"layer_sizes": [3]}, "layer_sizes"),
+        ({"layer_sizes": []}, "layer_sizes"),
+        ({"layer_sizes": [3, 0]}, "layer_sizes"),
+        ({"layer_sizes": [3, -2, 1]}, "layer_sizes"),
+        ({"layer_sizes": [3, 2.5]}, "layer_sizes"),
+        ({"layer_sizes": [3, True]}, "layer_sizes"),
+        ({"layer_sizes": "32"}, "layer_sizes"),
+        ({"layer_sizes": 3}, "layer_sizes"),
+        ({"activation": "softmax"}, "activation"),
+        ({"activation": "exp"}, "activation"),
+        ({"activation": "sigmoid"}, "activation"),
+        ({"activation": None}, "activation"),
+        ({"output_activation": "sigmoid"}, "output_activation"),
+        ({"loss": "mse"}, "loss"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"dtype": np.int64}, "dtype"),
+        ({"dtype": None}, "dtype"),
+        ({"dtype": "bogus"}, "dtype"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"alpha": np.nan}, "alpha"),
+        ({"alpha": "0.1"}, "alpha"),
+        ({"random_state": "seed"}, "random_state"),
+        ({"random_state": -1}, "random_state"),
+    ],
+)
 def test_rejects_bad_parameters(kwargs, match):
     params = {"layer_sizes": [3, 4, 2], **kwargs}
     with pytest.raises(ValueError, match=match):
@@ -485,8 +531,9 @@ def test_valid_pairs_construct():
     assert len(PAIRS) + 1 + len(INVALID_PAIRS) == len(VALID_OUTPUTS) * len(OUTPUT_ACTIVATIONS)
 
 
-@pytest.mark.parametrize("X", [np.ones((4, 2)), np.ones((4, 4)), np.ones(3), np.ones((1, 4, 3)),
-                               np.ones((0, 3))])
+@pytest.mark.parametrize(
+    "X", [np.ones((4, 2)), np.ones((4, 4)), np.ones(3), np.ones((1, 4, 3)), np.ones((0, 3))]
+)
 def test_rejects_bad_X(X):
     mlp = MLP([3, 2], random_state=0)
     with pytest.raises(ValueError, match=r"X must have shape \(n_samples >= 1, 3\)"):
@@ -497,9 +544,17 @@ def test_rejects_bad_X(X):
         mlp.sgd_step(X, np.ones((len(X), 2)), 0.1)
 
 
-@pytest.mark.parametrize("n_outputs, Y", [(2, np.ones((4, 3))), (2, np.ones((5, 2))),
-                                          (2, np.ones(4)), (2, np.ones((4, 2, 1))),
-                                          (1, np.ones(5)), (1, np.ones((4, 2)))])
+@pytest.mark.parametrize(
+    "n_outputs, Y",
+    [
+        (2, np.ones((4, 3))),
+        (2, np.ones((5, 2))),
+        (2, np.ones(4)),
+        (2, np.ones((4, 2, 1))),
+        (1, np.ones(5)),
+        (1, np.ones((4, 2))),
+    ],
+)
 def test_rejects_bad_Y(n_outputs, Y):
     mlp = MLP([3, n_outputs], random_state=0)
     with pytest.raises(ValueError, match=rf"Y must have shape \(4, {n_outputs}\), got"):
@@ -518,26 +573,47 @@ def test_accepts_1d_Y_for_one_output():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("sample_weight", [np.ones(3), np.ones((4, 1)), -np.ones(4),
-                                           np.zeros(4), np.array([1.0, np.nan, 1.0, 1.0])])
+@pytest.mark.parametrize(
+    "sample_weight",
+    [np.ones(3), np.ones((4, 1)), -np.ones(4), np.zeros(4), np.array([1.0, np.nan, 1.0, 1.0])],
+)
 def test_rejects_bad_sample_weight(sample_weight):
     mlp = MLP([3, 2], random_state=0)
     with pytest.raises(ValueError, match="sample_weight"):
         mlp.backward(np.ones((4, 3)), np.ones((4, 2)), sample_weight)
 
 
-@pytest.mark.parametrize("attr, value, match", [
-    ("coefs", [np.ones((3, 4))], r"coefs must hold 2 arrays"),
-    ("coefs", [np.ones((3, 4)), np.ones((4, 2)), np.ones((2, 2))], r"coefs must hold 2 arrays"),
-    ("coefs", [np.ones((4, 3)), np.ones((4, 2))], r"coefs\[0\] must have shape \(3, 4\), got "
-                                                  r"\(4, 3\)"),
-    ("coefs", [np.ones((3, 4)), np.ones(8)], r"coefs\[1\] must have shape \(4, 2\), got \(8,\)"),
-    ("coefs", [np.ones((3, 4)), np.full((4, 2), np.inf)], r"coefs\[1\]"),
-    ("intercepts", [np.ones(4)], "intercepts must hold 2 arrays"),
-    ("intercepts", [np.ones(4), np.ones((2, 1))], r"intercepts\[1\] must have shape \(2,\), "
-                                                  r"got \(2, 1\)"),
-    ("intercepts", [np.ones(4), [1.0, np.nan]], r"intercepts\[1\]"),
-])
+@pytest.mark.parametrize(
+    "attr, value, match",
+    [
+        ("coefs", [np.ones((3, 4))], r"coefs must hold 2 arrays"),
+        (
+            "coefs",
+            [np.ones((3, 4)), np.ones((4, 2)), np.ones((2, 2))],
+            r"coefs must hold 2 arrays",
+        ),
+        (
+            "coefs",
+            [np.ones((4, 3)), np.ones((4, 2))],
+            r"coefs\[0\] must have shape \(3, 4\), got "
+            r"\(4, 3\)",
+        ),
+        (
+            "coefs",
+            [np.ones((3, 4)), np.ones(8)],
+            r"coefs\[1\] must have shape \(4, 2\), got \(8,\)",
+        ),
+        ("coefs", [np.ones((3, 4)), np.full((4, 2), np.inf)], r"coefs\[1\]"),
+        ("intercepts", [np.ones(4)], "intercepts must hold 2 arrays"),
+        (
+            "intercepts",
+            [np.ones(4), np.ones((2, 1))],
+            r"intercepts\[1\] must have shape \(2,\), "
+            r"got \(2, 1\)",
+        ),
+        ("intercepts", [np.ones(4), [1.0, np.nan]], r"intercepts\[1\]"),
+    ],
+)
 def test_rejects_bad_parameter_assignment(attr, value, match):
     mlp = MLP([3, 4, 2], random_state=0)
     before = [p.copy() for p in getattr(mlp, attr)]

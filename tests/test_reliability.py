@@ -27,8 +27,9 @@ def quiet():
 
 
 def model(**params):
-    return MLPClassifier(**{"hidden_layer_sizes": (16,), "max_iter": 30, "random_state": 0,
-                            **params})  # fmt: skip
+    return MLPClassifier(
+        **{"hidden_layer_sizes": (16,), "max_iter": 30, "random_state": 0, **params}
+    )
 
 
 def same_model(a, b):
@@ -46,8 +47,12 @@ def layouts():
     readonly = X.copy()
     readonly.flags.writeable = False
     strided = np.repeat(X, 2, axis=0)[::2]  # not contiguous
-    return {"fortran": fortran, "readonly": readonly, "strided": strided,
-            "float32->float64 list": X.tolist()}  # fmt: skip
+    return {
+        "fortran": fortran,
+        "readonly": readonly,
+        "strided": strided,
+        "float32->float64 list": X.tolist(),
+    }
 
 
 @pytest.mark.parametrize("name", sorted(layouts()))
@@ -55,8 +60,7 @@ def test_every_input_layout_gives_the_same_model(name):
     reference = model().fit(X, y)
     other = model().fit(layouts()[name], y)
     same_model(reference, other)
-    np.testing.assert_array_equal(other.predict_proba(layouts()[name]),
-                                  reference.predict_proba(X))  # fmt: skip
+    np.testing.assert_array_equal(other.predict_proba(layouts()[name]), reference.predict_proba(X))
 
 
 def test_memory_mapped_input(tmp_path):
@@ -83,9 +87,14 @@ def test_pandas_input_keeps_feature_names():
         fitted.predict(frame.rename(columns={"f0": "other"}))
 
 
-@pytest.mark.parametrize("round_trip", [
-    lambda m: pickle.loads(pickle.dumps(m)), copy.deepcopy,
-], ids=["pickle", "deepcopy"])  # fmt: skip
+@pytest.mark.parametrize(
+    "round_trip",
+    [
+        lambda m: pickle.loads(pickle.dumps(m)),
+        copy.deepcopy,
+    ],
+    ids=["pickle", "deepcopy"],
+)
 def test_round_trips_keep_everything(round_trip):
     fitted = model(solver="sgd").fit(X, y)
     copied = round_trip(fitted)
@@ -126,8 +135,12 @@ def test_concurrent_predict_matches_sequential():
 
 
 def test_concurrent_fits_of_different_estimators_match_sequential():
-    configs = [dict(solver="adam"), dict(solver="sgd"), dict(solver="lbfgs"),
-               dict(solver="adam", activation="tanh")]  # fmt: skip
+    configs = [
+        dict(solver="adam"),
+        dict(solver="sgd"),
+        dict(solver="lbfgs"),
+        dict(solver="adam", activation="tanh"),
+    ]
     sequential = [model(**c).fit(X, y) for c in configs]
     concurrent = [model(**c) for c in configs]
     errors = []
@@ -150,8 +163,9 @@ def test_concurrent_fits_of_different_estimators_match_sequential():
 
 def test_diverging_fit_raises_and_leaves_a_consistent_estimator():
     huge = X * 1e200
-    est = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0,
-                       max_iter=50, random_state=0)  # fmt: skip
+    est = MLPRegressor(
+        hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0, max_iter=50, random_state=0
+    )
     with pytest.raises(ValueError, match="non-finite"):
         est.fit(huge, Y_REG)
     # The estimator can still be fitted on good data afterwards.
@@ -163,6 +177,7 @@ def test_unpickled_float32_model_predicts():
     # Unpickled arrays carry dtype objects equal to, but not the same as, NumPy's own.
     fitted = model().fit(X.astype(np.float32), y)
     copied = pickle.loads(pickle.dumps(fitted))
-    np.testing.assert_array_equal(copied.predict_proba(X.astype(np.float32)),
-                                  fitted.predict_proba(X.astype(np.float32)))  # fmt: skip
+    np.testing.assert_array_equal(
+        copied.predict_proba(X.astype(np.float32)), fitted.predict_proba(X.astype(np.float32))
+    )
     np.testing.assert_array_equal(copied.predict(X), fitted.predict(X))

@@ -14,13 +14,34 @@ from threadpoolctl import threadpool_limits
 from fastmlp import _core, reference
 
 OPTIMIZERS = {
-    "sgd": dict(solver="sgd", learning_rate=0.05, momentum=0.9, nesterov=False,
-                beta_1=0.0, beta_2=0.0, epsilon=1.0),
-    "nesterov": dict(solver="sgd", learning_rate=0.05, momentum=0.8, nesterov=True,
-                     beta_1=0.0, beta_2=0.0, epsilon=1.0),
-    "adam": dict(solver="adam", learning_rate=0.01, momentum=0.0, nesterov=False,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8),
-}  # fmt: skip
+    "sgd": dict(
+        solver="sgd",
+        learning_rate=0.05,
+        momentum=0.9,
+        nesterov=False,
+        beta_1=0.0,
+        beta_2=0.0,
+        epsilon=1.0,
+    ),
+    "nesterov": dict(
+        solver="sgd",
+        learning_rate=0.05,
+        momentum=0.8,
+        nesterov=True,
+        beta_1=0.0,
+        beta_2=0.0,
+        epsilon=1.0,
+    ),
+    "adam": dict(
+        solver="adam",
+        learning_rate=0.01,
+        momentum=0.0,
+        nesterov=False,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+    ),
+}
 
 
 def numpy_epoch(net, X, Y, w, order, batch_size, opt, first, second, t):
@@ -32,7 +53,9 @@ def numpy_epoch(net, X, Y, w, order, batch_size, opt, first, second, t):
         accumulated += loss * len(idx)
         if opt["solver"] == "adam":
             t += 1
-            rate = opt["learning_rate"] * np.sqrt(1 - opt["beta_2"] ** t) / (1 - opt["beta_1"] ** t)
+            rate = (
+                opt["learning_rate"] * np.sqrt(1 - opt["beta_2"] ** t) / (1 - opt["beta_1"] ** t)
+            )
         for p, g, m, s in zip(params, gW + gb, first, second or first, strict=True):
             if opt["solver"] == "sgd":
                 m[...] = opt["momentum"] * m - opt["learning_rate"] * g
@@ -59,8 +82,14 @@ def test_epoch_matches_numpy(batch_size, optimizer, weighted, alpha, dtype):
     Y = np.eye(3, dtype=dtype)[rng.randint(3, size=n)]
     w = rng.uniform(0, 2, n).astype(dtype) if weighted else None
     order = rng.permutation(n).astype(np.int64)  # shuffled; 133 leaves a short last batch
-    kwargs = dict(activation="tanh", output_activation="softmax", loss="log_loss",
-                  dtype=dtype, random_state=1, alpha=alpha)  # fmt: skip
+    kwargs = dict(
+        activation="tanh",
+        output_activation="softmax",
+        loss="log_loss",
+        dtype=dtype,
+        random_state=1,
+        alpha=alpha,
+    )
     ref = reference.MLP(shape, **kwargs)
     coefs = [c.copy() for c in ref.coefs]
     intercepts = [b.copy() for b in ref.intercepts]
@@ -72,15 +101,32 @@ def test_epoch_matches_numpy(batch_size, optimizer, weighted, alpha, dtype):
     for _ in range(3):  # several epochs: the moments carry over
         with threadpool_limits(limits=2, user_api="openmp"):
             acc, t_core = _core.train_epoch(
-                X, Y, w, order, batch_size, coefs, intercepts, first, second, "tanh",
-                "softmax", "log_loss", alpha, t=t, batch_split="always", **opt,
-            )  # fmt: skip
+                X,
+                Y,
+                w,
+                order,
+                batch_size,
+                coefs,
+                intercepts,
+                first,
+                second,
+                "tanh",
+                "softmax",
+                "log_loss",
+                alpha,
+                t=t,
+                batch_split="always",
+                **opt,
+            )
         acc_ref, t = numpy_epoch(ref, X, Y, w, order, batch_size, opt, ref_first, ref_second, t)
         assert t_core == t
         assert acc == pytest.approx(acc_ref, rel=1e-10 if dtype == "float64" else 1e-4)
     atol = 1e-10 if dtype == "float64" else 1e-4
-    for got, want in zip(coefs + intercepts + first + second,
-                         ref.coefs + ref.intercepts + ref_first + ref_second, strict=True):
+    for got, want in zip(
+        coefs + intercepts + first + second,
+        ref.coefs + ref.intercepts + ref_first + ref_second,
+        strict=True,
+    ):
         np.testing.assert_allclose(got, want, rtol=0, atol=atol * max(np.abs(want).max(), 1))
 
 
@@ -91,9 +137,22 @@ def test_epoch_with_all_zero_weights_in_a_batch_leaves_that_batch_out():
     coefs, intercepts = [np.full((2, 1), 0.5)], [np.zeros(1)]
     first = [np.zeros((2, 1)), np.zeros(1)]
     acc, _ = _core.train_epoch(
-        X, Y, np.zeros(4), np.arange(4, dtype=np.int64), 2, coefs, intercepts, first, [],
-        "relu", "identity", "squared_error", 0.0, t=0, **OPTIMIZERS["sgd"],
-    )  # fmt: skip
+        X,
+        Y,
+        np.zeros(4),
+        np.arange(4, dtype=np.int64),
+        2,
+        coefs,
+        intercepts,
+        first,
+        [],
+        "relu",
+        "identity",
+        "squared_error",
+        0.0,
+        t=0,
+        **OPTIMIZERS["sgd"],
+    )
     assert acc == 0.0
     np.testing.assert_array_equal(coefs[0], np.full((2, 1), 0.5))
 
@@ -111,9 +170,24 @@ def test_one_thread_and_two_threads_agree(batch_size):
         coefs, intercepts = net.coefs, net.intercepts
         moments = [np.zeros_like(p) for p in coefs + intercepts]
         with threadpool_limits(limits=threads, user_api="openmp"):
-            acc, _ = _core.train_epoch(X, Y, None, order, batch_size, coefs, intercepts, moments,
-                                       [], "relu", "softmax", "log_loss", 1e-3, t=0,
-                                       batch_split="always", **OPTIMIZERS["nesterov"])  # fmt: skip
+            acc, _ = _core.train_epoch(
+                X,
+                Y,
+                None,
+                order,
+                batch_size,
+                coefs,
+                intercepts,
+                moments,
+                [],
+                "relu",
+                "softmax",
+                "log_loss",
+                1e-3,
+                t=0,
+                batch_split="always",
+                **OPTIMIZERS["nesterov"],
+            )
         results.append([np.array(acc)] + coefs + intercepts)
     for one, two in zip(*results, strict=True):
         np.testing.assert_allclose(two, one, rtol=1e-12, atol=1e-14)

@@ -21,15 +21,35 @@ def run_all(module, dtype):
     net = fastmlp.reference.MLP((20, 33, 17, 5), "tanh", "softmax", "log_loss", dtype, 0, 0.01)
     coefs, intercepts = [c.copy() for c in net.coefs], [b.copy() for b in net.intercepts]
     grads = [np.empty_like(p) for p in coefs], [np.empty_like(p) for p in intercepts]
-    loss = module.loss_and_gradients(X, Y, None, coefs, intercepts, *grads, "tanh", "softmax",
-                                     "log_loss", 0.01)  # fmt: skip
+    loss = module.loss_and_gradients(
+        X, Y, None, coefs, intercepts, *grads, "tanh", "softmax", "log_loss", 0.01
+    )
     moments = [np.zeros_like(p) for p in coefs + intercepts]
     second = [np.zeros_like(p) for p in coefs + intercepts]
     order = rng.permutation(300).astype(np.int64)
-    module.train_epoch(X, Y, None, order, 32, coefs, intercepts, moments, second, "tanh",
-                       "softmax", "log_loss", 0.01, solver="adam", learning_rate=1e-3,
-                       momentum=0.0, nesterov=False, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                       t=0)  # fmt: skip
+    module.train_epoch(
+        X,
+        Y,
+        None,
+        order,
+        32,
+        coefs,
+        intercepts,
+        moments,
+        second,
+        "tanh",
+        "softmax",
+        "log_loss",
+        0.01,
+        solver="adam",
+        learning_rate=1e-3,
+        momentum=0.0,
+        nesterov=False,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        t=0,
+    )
     out = module.forward(X, coefs, intercepts, "tanh", "softmax")
     return [np.array(loss)] + grads[0] + grads[1] + coefs + intercepts + [out]
 

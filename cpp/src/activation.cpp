@@ -86,7 +86,6 @@ void multiply_by_derivative(Activation activation, ConstMatrixMap<T> z, MatrixMa
 template void apply_activation<float>(Activation, MatrixMap<float>);
 template void apply_activation<double>(Activation, MatrixMap<double>);
 template void multiply_by_derivative<float>(Activation, ConstMatrixMap<float>, MatrixMap<float>);
-template void multiply_by_derivative<double>(Activation, ConstMatrixMap<double>,
-                                             MatrixMap<double>);
+template void multiply_by_derivative<double>(Activation, ConstMatrixMap<double>, MatrixMap<double>);
 
 }  // namespace fastmlp

@@ -113,7 +113,7 @@ template double weighted_loss_sum<double>(Loss, Activation, ConstMatrixMap<doubl
                                           ConstMatrixMap<double>, const double*);
 template void output_delta<float>(Loss, Activation, ConstMatrixMap<float>, ConstMatrixMap<float>,
                                   const float*, MatrixMap<float>);
-template void output_delta<double>(Loss, Activation, ConstMatrixMap<double>,
-                                   ConstMatrixMap<double>, const double*, MatrixMap<double>);
+template void output_delta<double>(Loss, Activation, ConstMatrixMap<double>, ConstMatrixMap<double>,
+                                   const double*, MatrixMap<double>);
 
 }  // namespace fastmlp

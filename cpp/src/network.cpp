@@ -107,8 +107,8 @@ double backprop_sums(const Network<T>& net, Loss loss, ConstMatrixMap<T> X, Cons
       // delta_{l-1} = f'(a_{l-1}) * (delta_l W_l^T), the derivative read from z_{l-1}.
       MatrixMap<T> below = ws.delta(l, rows);
       below.noalias() = delta * net.W(l).transpose();
-      multiply_by_derivative<T>(
-          net.hidden, ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]), below);
+      multiply_by_derivative<T>(net.hidden,
+                                ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]), below);
     }
   }
   return loss_sum;
@@ -163,7 +163,8 @@ void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
   // few enough to share the rows out evenly; chunks inside the parallel loop run their GEMMs
   // on one thread, and a single chunk lets Eigen thread its GEMMs if they are large.
   const Index min_rows = std::max<Index>(64, Index(std::ceil(kMinSplitWork / weights)));
-  const Index chunk = std::max<Index>(min_rows, std::min<Index>(4096, (rows + threads - 1) / threads));
+  const Index chunk =
+      std::max<Index>(min_rows, std::min<Index>(4096, (rows + threads - 1) / threads));
   ScopedEigenThreads eigen_threads(chunk >= rows ? gemm_threads(net, rows) : 1);
   parallel_chunks(rows, chunk, [&](Index begin, Index end) {
     Workspace<T> ws(net.sizes, end - begin);
@@ -173,19 +174,18 @@ void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
   });
 }
 
-#define FASTMLP_INSTANTIATE(T)                                                                 \
-  template class Workspace<T>;                                                                 \
-  template void check_network<T>(const Network<T>&, Loss);                                     \
-  template void check_trainable<T>(const Network<T>&, Loss);                                   \
-  template void forward<T>(const Network<T>&, ConstMatrixMap<T>, Workspace<T>&);               \
-  template double weight_sq_norm<T>(const Network<T>&);                                        \
-  template double backprop_sums<T>(const Network<T>&, Loss, ConstMatrixMap<T>,                 \
-                                   ConstMatrixMap<T>, const T*, Workspace<T>&,                 \
-                                   const Gradients<T>&);                                       \
-  template double loss_and_gradients<T>(const Network<T>&, Loss, ConstMatrixMap<T>,            \
-                                        ConstMatrixMap<T>, const T*, T, Workspace<T>&,         \
-                                        const Gradients<T>&, double);                          \
-  template void predict<T>(const Network<T>&, ConstMatrixMap<T>, MatrixMap<T>);               \
+#define FASTMLP_INSTANTIATE(T)                                                                    \
+  template class Workspace<T>;                                                                    \
+  template void check_network<T>(const Network<T>&, Loss);                                        \
+  template void check_trainable<T>(const Network<T>&, Loss);                                      \
+  template void forward<T>(const Network<T>&, ConstMatrixMap<T>, Workspace<T>&);                  \
+  template double weight_sq_norm<T>(const Network<T>&);                                           \
+  template double backprop_sums<T>(const Network<T>&, Loss, ConstMatrixMap<T>, ConstMatrixMap<T>, \
+                                   const T*, Workspace<T>&, const Gradients<T>&);                 \
+  template double loss_and_gradients<T>(const Network<T>&, Loss, ConstMatrixMap<T>,               \
+                                        ConstMatrixMap<T>, const T*, T, Workspace<T>&,            \
+                                        const Gradients<T>&, double);                             \
+  template void predict<T>(const Network<T>&, ConstMatrixMap<T>, MatrixMap<T>);                   \
   template int gemm_threads<T>(const Network<T>&, Index);
 
 FASTMLP_INSTANTIATE(float)

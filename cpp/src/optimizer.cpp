@@ -40,8 +40,8 @@ void update_parameters(const OptimizerConfig& c, double adam_rate, T* p_data, co
   }
 }
 
-template void update_parameters<float>(const OptimizerConfig&, double, float*, const float*,
-                                       float*, float*, Index);
+template void update_parameters<float>(const OptimizerConfig&, double, float*, const float*, float*,
+                                       float*, Index);
 template void update_parameters<double>(const OptimizerConfig&, double, double*, const double*,
                                         double*, double*, Index);
 

@@ -32,7 +32,9 @@ void gather_rows(const T* src, Index cols, const std::int64_t* order, Index rows
 template <class T>
 struct ThreadSlot {
   ThreadSlot(const Network<T>& net, Index max_rows)
-      : ws(net.sizes, max_rows), x(max_rows, net.n_inputs()), y(max_rows, net.n_outputs()),
+      : ws(net.sizes, max_rows),
+        x(max_rows, net.n_inputs()),
+        y(max_rows, net.n_outputs()),
         w(max_rows) {
     for (Index l = 0; l < net.n_layers(); ++l) {
       coef_sums.emplace_back(net.sizes[l], net.sizes[l + 1]);
@@ -60,16 +62,16 @@ struct ParamArray {
   T* first;
   T* second;
   Index size;
-  Index layer;    // index into the slots' sums
-  bool is_coef;   // weights get the L2 term and count in ||W||^2
+  Index layer;   // index into the slots' sums
+  bool is_coef;  // weights get the L2 term and count in ||W||^2
 };
 
 // The update of elements [begin, end) of every parameter array: grad = (sum over threads of the
 // partial sums + alpha W) * scale, then the optimizer's rule. Slot 0's sums become the grads.
 template <class T>
 double reduce_and_update(std::vector<std::unique_ptr<ThreadSlot<T>>>& slots,
-                         const std::vector<ParamArray<T>>& arrays, Index begin, Index end,
-                         T alpha, T scale, const OptimizerConfig& config, double adam_rate,
+                         const std::vector<ParamArray<T>>& arrays, Index begin, Index end, T alpha,
+                         T scale, const OptimizerConfig& config, double adam_rate,
                          bool want_sq_norm) {
   double sq = 0.0;
   Index offset = 0;
@@ -115,8 +117,8 @@ double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>
   // 784-256-128-10 and matched it on 1024-2048-2048-10. Batches too short to split but with
   // large GEMMs let Eigen thread those; everything else runs on one thread.
   const int available = max_threads();
-  bool split_rows = batch >= 2 * kMinRowsPerThread &&
-                    double(batch) * count_weights(net) >= kMinSplitWork;
+  bool split_rows =
+      batch >= 2 * kMinRowsPerThread && double(batch) * count_weights(net) >= kMinSplitWork;
   if (batch_split != BatchSplit::automatic) split_rows = batch_split == BatchSplit::always;
   const int split =
       split_rows ? int(std::clamp<Index>(batch / kMinRowsPerThread, 1, available)) : 1;
@@ -137,8 +139,8 @@ double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>
     n_params += n;
   }
   for (Index l = 0; l < L; ++l) {
-    arrays.push_back({net.intercepts[l], state.first[L + l],
-                      adam ? state.second[L + l] : nullptr, net.sizes[l + 1], l, false});
+    arrays.push_back({net.intercepts[l], state.first[L + l], adam ? state.second[L + l] : nullptr,
+                      net.sizes[l + 1], l, false});
     n_params += net.sizes[l + 1];
   }
 
@@ -195,7 +197,7 @@ double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>
       const Index p_lo = n_params * tid / split, p_hi = n_params * (tid + 1) / split;
       const T scale = empty ? T(0) : T(1) / T(weight_sum);
       slot.sq_norm[b % 2] = reduce_and_update<T>(slots, arrays, p_lo, p_hi, alpha, scale, config,
-                                          adam_rate, want_sq_norm);
+                                                 adam_rate, want_sq_norm);
 #ifdef FASTMLP_WITH_OPENMP
       // The next batch's forward pass reads every updated parameter.
 #pragma omp barrier
@@ -218,8 +220,7 @@ double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>
 
 template double train_epoch<float>(const Network<float>&, Loss, float, const EpochData<float>&,
                                    OptimizerConfig&, const OptimizerState<float>&, BatchSplit);
-template double train_epoch<double>(const Network<double>&, Loss, double,
-                                    const EpochData<double>&, OptimizerConfig&,
-                                    const OptimizerState<double>&, BatchSplit);
+template double train_epoch<double>(const Network<double>&, Loss, double, const EpochData<double>&,
+                                    OptimizerConfig&, const OptimizerState<double>&, BatchSplit);
 
 }  // namespace fastmlp

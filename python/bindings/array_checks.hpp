@@ -51,8 +51,7 @@ void check_array(const py::array& a, const std::string& name, std::vector<py::ss
       expected += shape[d] < 0 ? std::string("any") : std::to_string(shape[d]);
       if (shape.size() == 1 || d + 1 < shape.size()) expected += d + 1 < shape.size() ? ", " : ",";
     }
-    throw py::value_error(name + " has shape " + shape_string(a) + ", expected " + expected +
-                          ")");
+    throw py::value_error(name + " has shape " + shape_string(a) + ", expected " + expected + ")");
   }
   if (!(a.flags() & py::array::c_style)) {
     throw py::value_error(name + " must be C-contiguous");

@@ -43,8 +43,7 @@ std::vector<T*> layer_pointers(const py::list& arrays, const std::string& name,
   for (std::size_t l = 0; l < n_layers; ++l) {
     py::array a = as_ndarray(arrays[l], name + "[" + std::to_string(l) + "]");
     if (matrices) {
-      check_array<T>(a, name + "[" + std::to_string(l) + "]", {sizes[l], sizes[l + 1]},
-                     writeable);
+      check_array<T>(a, name + "[" + std::to_string(l) + "]", {sizes[l], sizes[l + 1]}, writeable);
     } else {
       check_array<T>(a, name + "[" + std::to_string(l) + "]", {sizes[l + 1]}, writeable);
     }
@@ -87,13 +86,12 @@ const T* sample_weight_pointer(const py::object& sample_weight, py::ssize_t n_sa
 }
 
 template <class T>
-py::array_t<T> forward_typed(const py::array& X, const py::list& coefs,
-                             const py::list& intercepts, const std::string& activation,
-                             const std::string& output_activation) {
+py::array_t<T> forward_typed(const py::array& X, const py::list& coefs, const py::list& intercepts,
+                             const std::string& activation, const std::string& output_activation) {
   // squared_error accepts every output but softmax; softmax needs log_loss to pass the check.
   const Loss any_loss = output_activation == "softmax" ? Loss::log_loss : Loss::squared_error;
-  Network<T> net = make_network<T>(coefs, intercepts, activation, output_activation, any_loss,
-                                   false);
+  Network<T> net =
+      make_network<T>(coefs, intercepts, activation, output_activation, any_loss, false);
   check_array<T>(X, "X", {-1, net.n_inputs()});
   const Index rows = X.shape(0);
   py::array_t<T> out({py::ssize_t(rows), py::ssize_t(net.n_outputs())});
@@ -114,8 +112,8 @@ double loss_and_gradients_typed(const py::array& X, const py::array& Y,
                                 const std::string& output_activation, const std::string& loss,
                                 double alpha) {
   const Loss loss_kind = parse_loss(loss);
-  Network<T> net = make_network<T>(coefs, intercepts, activation, output_activation, loss_kind,
-                                   false);
+  Network<T> net =
+      make_network<T>(coefs, intercepts, activation, output_activation, loss_kind, false);
   check_array<T>(X, "X", {-1, net.n_inputs()});
   const Index rows = X.shape(0);
   check_array<T>(Y, "Y", {rows, net.n_outputs()});
@@ -138,8 +136,8 @@ py::tuple train_epoch_typed(const py::array& X, const py::array& Y, const py::ob
                             const std::string& output_activation, const std::string& loss,
                             double alpha, OptimizerConfig config, BatchSplit batch_split) {
   const Loss loss_kind = parse_loss(loss);
-  Network<T> net = make_network<T>(coefs, intercepts, activation, output_activation, loss_kind,
-                                   true);
+  Network<T> net =
+      make_network<T>(coefs, intercepts, activation, output_activation, loss_kind, true);
   check_array<T>(X, "X", {-1, net.n_inputs()});
   const Index rows = X.shape(0);
   check_array<T>(Y, "Y", {rows, net.n_outputs()});
@@ -183,7 +181,9 @@ py::tuple train_epoch_typed(const py::array& X, const py::array& Y, const py::ob
   }
   EpochData<T> data{ConstMatrixMap<T>(const_data<T>(X), rows, net.n_inputs()),
                     ConstMatrixMap<T>(const_data<T>(Y), rows, net.n_outputs()),
-                    sample_weight_pointer<T>(sample_weight, rows), idx, Index(order.shape(0)),
+                    sample_weight_pointer<T>(sample_weight, rows),
+                    idx,
+                    Index(order.shape(0)),
                     Index(batch_size)};
   double accumulated;
   {
@@ -246,17 +246,17 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
          const std::string& output_activation, const std::string& loss, double alpha) {
         check_floating(X);
         if (is_float32(X)) {
-          return loss_and_gradients_typed<float>(X, Y, sample_weight, coefs, intercepts,
-                                                 coef_grads, intercept_grads, activation,
-                                                 output_activation, loss, alpha);
+          return loss_and_gradients_typed<float>(X, Y, sample_weight, coefs, intercepts, coef_grads,
+                                                 intercept_grads, activation, output_activation,
+                                                 loss, alpha);
         }
-        return loss_and_gradients_typed<double>(X, Y, sample_weight, coefs, intercepts,
-                                                coef_grads, intercept_grads, activation,
-                                                output_activation, loss, alpha);
+        return loss_and_gradients_typed<double>(X, Y, sample_weight, coefs, intercepts, coef_grads,
+                                                intercept_grads, activation, output_activation,
+                                                loss, alpha);
       },
-      py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("coefs"),
-      py::arg("intercepts"), py::arg("coef_grads"), py::arg("intercept_grads"),
-      py::arg("activation"), py::arg("output_activation"), py::arg("loss"), py::arg("alpha"),
+      py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("coefs"), py::arg("intercepts"),
+      py::arg("coef_grads"), py::arg("intercept_grads"), py::arg("activation"),
+      py::arg("output_activation"), py::arg("loss"), py::arg("alpha"),
       "The mean loss of (X, Y) with its L2 term; writes the gradients into coef_grads and "
       "intercept_grads.");
 
@@ -266,28 +266,28 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
          const py::array& order, py::ssize_t batch_size, const py::list& coefs,
          const py::list& intercepts, const py::list& first, const py::list& second,
          const std::string& activation, const std::string& output_activation,
-         const std::string& loss, double alpha, const std::string& solver,
-         double learning_rate, double momentum, bool nesterov, double beta_1, double beta_2,
-         double epsilon, std::int64_t t, const std::string& batch_split) {
+         const std::string& loss, double alpha, const std::string& solver, double learning_rate,
+         double momentum, bool nesterov, double beta_1, double beta_2, double epsilon,
+         std::int64_t t, const std::string& batch_split) {
         check_floating(X);
-        OptimizerConfig config{parse_solver(solver), learning_rate, momentum, nesterov,
-                               beta_1, beta_2, epsilon, t};
+        OptimizerConfig config{
+            parse_solver(solver), learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t};
         const BatchSplit split = parse_batch_split(batch_split);
         if (is_float32(X)) {
-          return train_epoch_typed<float>(X, Y, sample_weight, order, batch_size, coefs,
-                                          intercepts, first, second, activation,
-                                          output_activation, loss, alpha, config, split);
+          return train_epoch_typed<float>(X, Y, sample_weight, order, batch_size, coefs, intercepts,
+                                          first, second, activation, output_activation, loss, alpha,
+                                          config, split);
         }
-        return train_epoch_typed<double>(X, Y, sample_weight, order, batch_size, coefs,
-                                         intercepts, first, second, activation,
-                                         output_activation, loss, alpha, config, split);
+        return train_epoch_typed<double>(X, Y, sample_weight, order, batch_size, coefs, intercepts,
+                                         first, second, activation, output_activation, loss, alpha,
+                                         config, split);
       },
-      py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("order"),
-      py::arg("batch_size"), py::arg("coefs"), py::arg("intercepts"), py::arg("first"),
-      py::arg("second"), py::arg("activation"), py::arg("output_activation"), py::arg("loss"),
-      py::arg("alpha"), py::arg("solver"), py::arg("learning_rate"), py::arg("momentum"),
-      py::arg("nesterov"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),
-      py::arg("t"), py::arg("batch_split") = "auto",
+      py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("order"), py::arg("batch_size"),
+      py::arg("coefs"), py::arg("intercepts"), py::arg("first"), py::arg("second"),
+      py::arg("activation"), py::arg("output_activation"), py::arg("loss"), py::arg("alpha"),
+      py::arg("solver"), py::arg("learning_rate"), py::arg("momentum"), py::arg("nesterov"),
+      py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"), py::arg("t"),
+      py::arg("batch_split") = "auto",
       "One epoch of minibatch training over X[order]; updates the parameters and optimizer "
       "moments in place. Returns (sum of batch loss * batch length, adam's step count). "
       "batch_split ('auto', 'always', 'never') forces how threads share small batches.");
@@ -303,8 +303,7 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
     info["max_threads"] = max_threads();
     info["cuda"] = false;
     info["eigen"] = std::to_string(EIGEN_WORLD_VERSION) + "." +
-                    std::to_string(EIGEN_MAJOR_VERSION) + "." +
-                    std::to_string(EIGEN_MINOR_VERSION);
+                    std::to_string(EIGEN_MAJOR_VERSION) + "." + std::to_string(EIGEN_MINOR_VERSION);
     info["simd"] = Eigen::SimdInstructionSetsInUse();
     info["module"] = PYBIND11_TOSTRING(FASTMLP_MODULE_NAME);
     return info;

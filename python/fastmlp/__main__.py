@@ -26,8 +26,10 @@ def _demo(args):
     X = X / 16.0  # pixel intensities 0..16 scaled to [0, 1]
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
     print(f"digits: {len(X_train)} training and {len(X_test)} test samples, {X.shape[1]} features")
-    print(f"fastmlp {build_info()['version']}, MLPClassifier(random_state={args.random_state}),"
-          " default parameters otherwise")  # fmt: skip
+    print(
+        f"fastmlp {build_info()['version']}, MLPClassifier(random_state={args.random_state}),"
+        " default parameters otherwise"
+    )
     print(f"{'engine':<14}{'accuracy':>10}{'fit time':>12}{'epochs':>8}")
     results = {}
     for name, cls in (("fastmlp", MLPClassifier), ("scikit-learn", SklearnMLPClassifier)):
@@ -122,8 +124,10 @@ def _train(args):
     _check_parent_folder(args.out)
     table = read_table(args.data)
     if args.target not in table.columns:
-        raise DataError(f"{args.data} has no column {args.target!r} (--target); its columns "
-                        f"are {_short_list(table.columns)}")  # fmt: skip
+        raise DataError(
+            f"{args.data} has no column {args.target!r} (--target); its columns "
+            f"are {_short_list(table.columns)}"
+        )
     features = [name for name in table.columns if name != args.target]
     if not features:
         raise DataError(f"{args.data} has no feature columns besides the target {args.target!r}")
@@ -160,14 +164,20 @@ def _train(args):
         kind = "regression"
     else:
         kind = f"{len(model.classes_)} classes ({_short_list([str(c) for c in model.classes_])})"
-    print(f"{args.data}: {len(X)} rows, {len(features)} features ({_short_list(features)}); "
-          f"target {args.target!r}: {kind}")  # fmt: skip
+    print(
+        f"{args.data}: {len(X)} rows, {len(features)} features ({_short_list(features)}); "
+        f"target {args.target!r}: {kind}"
+    )
     score_name = "R^2" if args.regression else "accuracy"
-    print(f"{cls.__name__}(hidden_layer_sizes={hidden}): {model.n_iter_} iterations in "
-          f"{seconds:.2f} s, training {score_name} {score:.4f}")  # fmt: skip
+    print(
+        f"{cls.__name__}(hidden_layer_sizes={hidden}): {model.n_iter_} iterations in "
+        f"{seconds:.2f} s, training {score_name} {score:.4f}"
+    )
     if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-        print(f"note: training stopped at --max-iter {args.max_iter} before converging",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"note: training stopped at --max-iter {args.max_iter} before converging",
+            file=sys.stderr,
+        )
     print(f"wrote {args.out}")
     return 0
 
@@ -196,25 +206,34 @@ def _predict(args):
         names = [str(name) for name in names]
         missing = [name for name in names if name not in table.columns]
         if missing:
-            raise DataError(f"{args.data} lacks the model's feature columns {missing}; it was "
-                            f"trained on {_short_list(names)}")  # fmt: skip
+            raise DataError(
+                f"{args.data} lacks the model's feature columns {missing}; it was "
+                f"trained on {_short_list(names)}"
+            )
         unused = [name for name in table.columns if name not in names]
         if unused:
-            print(f"note: ignoring the columns the model does not use: {_short_list(unused)}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"note: ignoring the columns the model does not use: {_short_list(unused)}",
+                file=sys.stderr,
+            )
     else:  # a model fitted on a bare array, in Python: columns by position
         names = table.columns
         if len(names) != model.n_features_in_:
-            raise DataError(f"{args.data} has {len(names)} columns, but the model takes "
-                            f"{model.n_features_in_} features")  # fmt: skip
+            raise DataError(
+                f"{args.data} has {len(names)} columns, but the model takes "
+                f"{model.n_features_in_} features"
+            )
     X = table.numeric(names)  # (n_samples, n_features), in the model's order
     with warnings.catch_warnings():
         # Fitted with names, given an array: the names were checked above.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         predictions = model.predict(X)
     predictions = predictions.reshape(len(X), -1)  # (n_samples, n_outputs)
-    header = (["prediction"] if predictions.shape[1] == 1
-              else [f"prediction_{k}" for k in range(predictions.shape[1])])  # fmt: skip
+    header = (
+        ["prediction"]
+        if predictions.shape[1] == 1
+        else [f"prediction_{k}" for k in range(predictions.shape[1])]
+    )
     if args.out is None:
         write_columns(sys.stdout, header, predictions)
         return 0
@@ -241,8 +260,12 @@ def main(argv=None):
     )
     demo.set_defaults(run=_demo)
     bench = commands.add_parser("bench", help=_bench.__doc__)
-    bench.add_argument("--workloads", nargs="+", default=["small", "mnist", "wide"],
-                       choices=["small", "mnist", "wide"])  # fmt: skip
+    bench.add_argument(
+        "--workloads",
+        nargs="+",
+        default=["small", "mnist", "wide"],
+        choices=["small", "mnist", "wide"],
+    )
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--out", default=None, help="folder for results.json and results.png")
     bench.set_defaults(run=_bench)
@@ -254,24 +277,30 @@ def main(argv=None):
     )
     train.add_argument("data", help="CSV file with a header row")
     train.add_argument("--target", required=True, help="name of the column to predict")
-    train.add_argument("--hidden", default="100", metavar="SIZES",
-                       help="hidden layer sizes, comma-separated (default: 100)")  # fmt: skip
+    train.add_argument(
+        "--hidden",
+        default="100",
+        metavar="SIZES",
+        help="hidden layer sizes, comma-separated (default: 100)",
+    )
     train.add_argument(
         "--regression",
         action="store_true",
         help="numeric target, MLPRegressor (default: classes, MLPClassifier)",
     )
     train.add_argument("--max-iter", type=int, default=200, help="epochs (default: 200)")
-    train.add_argument("--random-state", type=int, default=None,
-                       help="seed, for the same model every time")  # fmt: skip
+    train.add_argument(
+        "--random-state", type=int, default=None, help="seed, for the same model every time"
+    )
     train.add_argument("--out", required=True, help="model file to write, e.g. model.npz")
     train.set_defaults(run=_train)
 
     predict = commands.add_parser("predict", help=_predict.__doc__, description=_predict.__doc__)
     predict.add_argument("model", help="model file written by train")
     predict.add_argument("data", help="CSV file with the model's feature columns")
-    predict.add_argument("--out", default=None,
-                         help="CSV file to write (default: print to standard output)")  # fmt: skip
+    predict.add_argument(
+        "--out", default=None, help="CSV file to write (default: print to standard output)"
+    )
     predict.set_defaults(run=_predict)
 
     args = parser.parse_args(argv)

@@ -275,8 +275,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         def split(flat):
             # Views of the flat vector in the layout of coefs_ then intercepts_.
-            parts = [flat[a:b].reshape(s)
-                     for a, b, s in zip(bounds[:-1], bounds[1:], shapes, strict=True)]  # fmt: skip
+            parts = [
+                flat[a:b].reshape(s)
+                for a, b, s in zip(bounds[:-1], bounds[1:], shapes, strict=True)
+            ]
             return parts[:n_layers], parts[n_layers:]
 
         # Aligned buffers (see _aligned_empty): L-BFGS can amplify differences in the last bits
@@ -289,9 +291,18 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             flat[...] = packed
             coefs, intercepts = split(flat)
             loss = _core.loss_and_gradients(
-                X, Y, sample_weight, coefs, intercepts, coef_grads, intercept_grads,
-                self.activation, self.out_activation_, self._core_loss_name(), self.alpha,
-            )  # fmt: skip
+                X,
+                Y,
+                sample_weight,
+                coefs,
+                intercepts,
+                coef_grads,
+                intercept_grads,
+                self.activation,
+                self.out_activation_,
+                self._core_loss_name(),
+                self.alpha,
+            )
             return loss, np.concatenate([g.ravel() for g in grads], dtype=np.float64)
 
         packed = np.concatenate([p.ravel() for p in (*self.coefs_, *self.intercepts_)])
@@ -336,9 +347,13 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _make_optimizer(self, params):
         if self.solver == "sgd":
             return SGDState(
-                params, self.learning_rate_init, self.learning_rate, self.momentum,
-                self.nesterovs_momentum, self.power_t,
-            )  # fmt: skip
+                params,
+                self.learning_rate_init,
+                self.learning_rate,
+                self.momentum,
+                self.nesterovs_momentum,
+                self.power_t,
+            )
         return AdamState(params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
 
     def _fit_stochastic(self, X, y, sample_weight, incremental):
@@ -391,8 +406,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
-        progress = EpochProgress(1 if incremental else self.max_iter, n_samples,
-                                 type(self).__name__)  # fmt: skip
+        progress = EpochProgress(
+            1 if incremental else self.max_iter, n_samples, type(self).__name__
+        )
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -401,12 +417,19 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                         shuffle(sample_idx, random_state=self._random_state), np.int64
                     )
                 accumulated_loss, t = _core.train_epoch(
-                    X_train, Y_train, sample_weight_train, sample_idx, batch_size,
-                    self.coefs_, self.intercepts_,
-                    activation=self.activation, output_activation=self.out_activation_,
-                    loss=self._core_loss_name(), alpha=self.alpha,
+                    X_train,
+                    Y_train,
+                    sample_weight_train,
+                    sample_idx,
+                    batch_size,
+                    self.coefs_,
+                    self.intercepts_,
+                    activation=self.activation,
+                    output_activation=self.out_activation_,
+                    loss=self._core_loss_name(),
+                    alpha=self.alpha,
                     **self._optimizer.core_arguments(),
-                )  # fmt: skip
+                )
                 self._optimizer.epoch_done(t)
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples
@@ -608,7 +631,11 @@ def _optimizer_for_params(optimizer, params):
 
 def _moment_for(moment, param):
     moment = np.asarray(moment)
-    if (moment.dtype == param.dtype and moment.flags.c_contiguous and moment.flags.writeable
-            and _is_aligned(moment)):  # fmt: skip
+    if (
+        moment.dtype == param.dtype
+        and moment.flags.c_contiguous
+        and moment.flags.writeable
+        and _is_aligned(moment)
+    ):
         return _contiguous(moment, param.dtype)  # the same memory, NumPy's own dtype object
     return _aligned_copy(moment, param.dtype)

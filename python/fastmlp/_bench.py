@@ -9,6 +9,7 @@ turns samples/s into a share of the hardware: a training step costs 6 FLOP per w
 weight that no engine spends (nothing is below the input layer).
 """
 
+import functools
 import gc
 import json
 import os
@@ -38,7 +39,7 @@ def make_data(workload, seed=0):
 def training_flops_per_sample(workload):
     """FLOP of one training step per sample: 6 per weight, less 2 per first-layer weight."""
     sizes = [workload["n_features"], *workload["hidden"], workload["n_classes"]]
-    weights = [a * b for a, b in zip(sizes[:-1], sizes[1:])]
+    weights = [a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
     return 6 * sum(weights) - 2 * weights[0]
 
 
@@ -87,10 +88,17 @@ class FastmlpEngine:
         from fastmlp import MLPClassifier
 
         self.model = MLPClassifier(
-            hidden_layer_sizes=workload["hidden"], solver="sgd", learning_rate_init=LEARNING_RATE,
-            momentum=MOMENTUM, nesterovs_momentum=False, alpha=0.0, batch_size=workload["batch"],
-            max_iter=1, shuffle=True, random_state=0,
-        )  # fmt: skip
+            hidden_layer_sizes=workload["hidden"],
+            solver="sgd",
+            learning_rate_init=LEARNING_RATE,
+            momentum=MOMENTUM,
+            nesterovs_momentum=False,
+            alpha=0.0,
+            batch_size=workload["batch"],
+            max_iter=1,
+            shuffle=True,
+            random_state=0,
+        )
 
     def fit(self, X, y):
         self.model.fit(X, y)
@@ -117,7 +125,7 @@ class TorchEngine:
         torch.manual_seed(0)
         sizes = [workload["n_features"], *workload["hidden"], workload["n_classes"]]
         layers = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
         self.torch = torch
         self.model = torch.nn.Sequential(*layers[:-1])
@@ -174,13 +182,11 @@ def run(workloads=tuple(WORKLOADS), repeats=3, out_dir=None):
             engine = engine_class(workload)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                memory = peak_memory_mib(lambda: engine.fit(X, y))  # also the warm-up
-                fit_seconds = statistics.median(
-                    _timed(lambda: engine.fit(X, y)) for _ in range(repeats)
-                )
-            predict_seconds = statistics.median(
-                _timed(lambda: engine.predict(X)) for _ in range(repeats)
-            )
+                fit = functools.partial(engine.fit, X, y)
+                memory = peak_memory_mib(fit)  # also the warm-up
+                fit_seconds = statistics.median(_timed(fit) for _ in range(repeats))
+            predict = functools.partial(engine.predict, X)
+            predict_seconds = statistics.median(_timed(predict) for _ in range(repeats))
             train_rate = len(X) / fit_seconds
             rows[engine.name] = dict(
                 train_samples_per_s=train_rate,
@@ -190,14 +196,17 @@ def run(workloads=tuple(WORKLOADS), repeats=3, out_dir=None):
             )
             r = rows[engine.name]
             mib = "-" if memory is None else f"{memory:.0f}"
-            print(f"{name:<8}{engine.name:<14}{train_rate:>12,.0f}"
-                  f"{100 * r['share_of_gemm_peak']:>7.1f}%{r['predict_samples_per_s']:>12,.0f}"
-                  f"{mib:>8}")  # fmt: skip
+            print(
+                f"{name:<8}{engine.name:<14}{train_rate:>12,.0f}"
+                f"{100 * r['share_of_gemm_peak']:>7.1f}%{r['predict_samples_per_s']:>12,.0f}"
+                f"{mib:>8}"
+            )
         base = rows["fastmlp"]["train_samples_per_s"]
         ratios = {
             f"fastmlp/{other}": base / rows[other]["train_samples_per_s"]
-            for other in rows if other != "fastmlp"
-        }  # fmt: skip
+            for other in rows
+            if other != "fastmlp"
+        }
         print("         " + ", ".join(f"{k} = {v:.2f}x" for k, v in ratios.items()))
         results["workloads"][name] = dict(workload, engines=rows, ratios=ratios)
     if out_dir:
@@ -223,8 +232,9 @@ def _chart(results, path):
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / len(engines)
     for i, engine in enumerate(engines):
-        shares = [100 * results["workloads"][n]["engines"][engine]["share_of_gemm_peak"]
-                  for n in names]  # fmt: skip
+        shares = [
+            100 * results["workloads"][n]["engines"][engine]["share_of_gemm_peak"] for n in names
+        ]
         ax.bar(np.arange(len(names)) + i * width, shares, width, label=engine)
     ax.set_xticks(np.arange(len(names)) + width * (len(engines) - 1) / 2, names)
     ax.set_ylabel("training throughput, % of float32 GEMM peak")

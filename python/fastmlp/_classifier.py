@@ -189,9 +189,14 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
-            dtype=(np.float64, np.float32), reset=reset,
-        )  # fmt: skip
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
@@ -327,4 +332,3 @@ def _binarize(binarizer, y):
             indicator[np.arange(len(y)), index] = True
             return indicator
     return binarizer.transform(y).astype(bool)
-

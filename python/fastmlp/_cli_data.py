@@ -53,11 +53,15 @@ class Table:
             pass
         # Value by value, to say where the problem is (or to accept what only float() reads).
         return np.array(
-            [[_number(text, f"{self.path}, line {line}, column {name!r}")
-              for name, text in zip(names, row, strict=True)]
-             for row, line in zip(strings, self.line_numbers, strict=True)],
+            [
+                [
+                    _number(text, f"{self.path}, line {line}, column {name!r}")
+                    for name, text in zip(names, row, strict=True)
+                ]
+                for row, line in zip(strings, self.line_numbers, strict=True)
+            ],
             dtype=np.float64,
-        ).reshape(len(self.rows), len(names))  # fmt: skip
+        ).reshape(len(self.rows), len(names))
 
 
 def _number(text, where):
@@ -96,8 +100,10 @@ def read_table(path):
                 if not row or all(not field.strip() for field in row):
                     continue  # blank line
                 if len(row) != len(header):
-                    raise DataError(f"{path}, line {reader.line_num}: {len(row)} fields, but "
-                                    f"the header has {len(header)}")  # fmt: skip
+                    raise DataError(
+                        f"{path}, line {reader.line_num}: {len(row)} fields, but "
+                        f"the header has {len(header)}"
+                    )
                 rows.append([field.strip() for field in row])
                 line_numbers.append(reader.line_num)
     except FileNotFoundError:

@@ -69,8 +69,11 @@ else:
 def available_variants():
     """Names of the built variants that this CPU can run, fastest first."""
     features = _cpu_features()
-    return [name for name, needs in _VARIANTS
-            if all(f in features for f in needs) and _import_variant(name) is not None]  # fmt: skip
+    return [
+        name
+        for name, needs in _VARIANTS
+        if all(f in features for f in needs) and _import_variant(name) is not None
+    ]
 
 
 def build_info():

@@ -49,8 +49,9 @@ class MLP(reference.MLP):
             Output activations, of the network's dtype.
         """
         X = np.ascontiguousarray(self._check_X(X))
-        return _core.forward(X, self._coefs, self._intercepts, self.activation,
-                             self.output_activation)  # fmt: skip
+        return _core.forward(
+            X, self._coefs, self._intercepts, self.activation, self.output_activation
+        )
 
     def backward(self, X, Y, sample_weight=None):
         """Compute the loss and its gradients by backpropagation.
@@ -70,15 +71,24 @@ class MLP(reference.MLP):
         intercept_grads : list of ndarray of shape (fan_out,)
         """
         if "step" in self._activations:
-            raise ValueError("the 'step' activation has no gradient (its derivative is 0 almost "
-                             "everywhere): a network with step units runs forward only")  # fmt: skip
+            raise ValueError(
+                "the 'step' activation has no gradient (its derivative is 0 almost "
+                "everywhere): a network with step units runs forward only"
+            )
         X, Y, w = self._check_targets(X, Y, sample_weight)
         coef_grads = [np.empty_like(W) for W in self._coefs]
         intercept_grads = [np.empty_like(b) for b in self._intercepts]
         loss = _core.loss_and_gradients(
-            np.ascontiguousarray(X), np.ascontiguousarray(Y),
+            np.ascontiguousarray(X),
+            np.ascontiguousarray(Y),
             None if sample_weight is None else np.ascontiguousarray(w),
-            self._coefs, self._intercepts, coef_grads, intercept_grads,
-            self.activation, self.output_activation, self.loss, self.alpha,
-        )  # fmt: skip
+            self._coefs,
+            self._intercepts,
+            coef_grads,
+            intercept_grads,
+            self.activation,
+            self.output_activation,
+            self.loss,
+            self.alpha,
+        )
         return float(loss), coef_grads, intercept_grads

@@ -20,20 +20,36 @@ FORMAT_VERSION = 1
 _METADATA = "__metadata__"
 # Fitted scalars stored in the metadata, with the types they must have. Every fit sets the
 # first seven; the stochastic solvers set the others (None where scikit-learn sets None).
-_REQUIRED: dict[str, type | tuple[type, ...]] = {"n_iter_": int, "t_": int, "n_layers_": int, "n_outputs_": int,
-             "n_features_in_": int, "out_activation_": str, "loss_": float}  # fmt: skip
-_OPTIONAL: dict[str, type | tuple[type, ...]] = {"best_loss_": (float, type(None)), "best_validation_score_": (float, type(None)),
-             "_no_improvement_count": int}  # fmt: skip
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "n_iter_": int,
+    "t_": int,
+    "n_layers_": int,
+    "n_outputs_": int,
+    "n_features_in_": int,
+    "out_activation_": str,
+    "loss_": float,
+}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
+    "best_loss_": (float, type(None)),
+    "best_validation_score_": (float, type(None)),
+    "_no_improvement_count": int,
+}
 _CURVES = ("loss_curve_", "validation_scores_")
-_OUTPUT_ACTIVATIONS = {"MLPClassifier": ("logistic", "softmax"),
-                       "MLPRegressor": ("identity", "exp")}  # fmt: skip
+_OUTPUT_ACTIVATIONS = {
+    "MLPClassifier": ("logistic", "softmax"),
+    "MLPRegressor": ("identity", "exp"),
+}
 # The optimizer kinds, their scalar attributes and their lists of moment arrays.
 _OPTIMIZERS = {
-    "SGDState": (("learning_rate_init", "learning_rate", "lr_schedule", "momentum", "nesterov",
-                  "power_t"), ("velocities",)),
-    "AdamState": (("learning_rate_init", "learning_rate", "beta_1", "beta_2", "epsilon", "t"),
-                  ("ms", "vs")),
-}  # fmt: skip
+    "SGDState": (
+        ("learning_rate_init", "learning_rate", "lr_schedule", "momentum", "nesterov", "power_t"),
+        ("velocities",),
+    ),
+    "AdamState": (
+        ("learning_rate_init", "learning_rate", "beta_1", "beta_2", "epsilon", "t"),
+        ("ms", "vs"),
+    ),
+}
 
 
 class ModelFormatError(ValueError):
@@ -55,11 +71,17 @@ def save(estimator, path):
 
     estimator._check_fitted()
     arrays = {}
-    for i, (coef, intercept) in enumerate(zip(estimator.coefs_, estimator.intercepts_)):
+    for i, (coef, intercept) in enumerate(
+        zip(estimator.coefs_, estimator.intercepts_, strict=True)
+    ):
         arrays[f"coef_{i}"] = np.asarray(coef)
         arrays[f"intercept_{i}"] = np.asarray(intercept)
     for i, (coef, intercept) in enumerate(
-        zip(getattr(estimator, "_best_coefs", []), getattr(estimator, "_best_intercepts", []))
+        zip(
+            getattr(estimator, "_best_coefs", []),
+            getattr(estimator, "_best_intercepts", []),
+            strict=True,
+        )
     ):
         arrays[f"best_coef_{i}"] = np.asarray(coef)
         arrays[f"best_intercept_{i}"] = np.asarray(intercept)
@@ -70,8 +92,11 @@ def save(estimator, path):
         "fastmlp_version": __version__,
         "estimator": kind,
         "params": _json_params(estimator.get_params()),
-        "fitted": {name: _plain(getattr(estimator, name))
-                   for name in (*_REQUIRED, *_OPTIONAL, *_CURVES) if hasattr(estimator, name)},
+        "fitted": {
+            name: _plain(getattr(estimator, name))
+            for name in (*_REQUIRED, *_OPTIONAL, *_CURVES)
+            if hasattr(estimator, name)
+        },
         "dtype": str(np.asarray(estimator.coefs_[0]).dtype),
     }
     if kind == "MLPClassifier":
@@ -87,8 +112,10 @@ def save(estimator, path):
     optimizer = getattr(estimator, "_optimizer", None)
     if optimizer is not None:
         scalars, lists = _OPTIMIZERS[type(optimizer).__name__]
-        meta["optimizer"] = {"kind": type(optimizer).__name__,
-                             **{name: _plain(getattr(optimizer, name)) for name in scalars}}  # fmt: skip
+        meta["optimizer"] = {
+            "kind": type(optimizer).__name__,
+            **{name: _plain(getattr(optimizer, name)) for name in scalars},
+        }
         for name in lists:
             for i, moment in enumerate(getattr(optimizer, name)):
                 arrays[f"optimizer_{name}_{i}"] = np.asarray(moment)
@@ -162,8 +189,8 @@ def _build(arrays):
         if not isinstance(value, types) or isinstance(value, bool):
             raise ModelFormatError(f"{name} is {value!r}, of the wrong type")
         # best_loss_ starts at infinity before the first epoch is scored.
-        if isinstance(value, float) and (math.isnan(value) or (
-            name == "loss_" and not math.isfinite(value))
+        if isinstance(value, float) and (
+            math.isnan(value) or (name == "loss_" and not math.isfinite(value))
         ):
             raise ModelFormatError(f"{name} is not finite")
         setattr(estimator, name, value)
@@ -176,34 +203,44 @@ def _build(arrays):
     sizes = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
     hidden = params.get("hidden_layer_sizes", estimator.hidden_layer_sizes)
     hidden = [hidden] if np.isscalar(hidden) else list(hidden)
-    for i, (coef, intercept) in enumerate(zip(coefs, intercepts)):
+    for i, (coef, intercept) in enumerate(zip(coefs, intercepts, strict=True)):
         if coef.shape[0] != sizes[i] or intercept.shape != (sizes[i + 1],):
             raise ModelFormatError(
                 f"coef_{i} has shape {coef.shape} and intercept_{i} {intercept.shape}: layer {i} "
                 f"takes {sizes[i]} inputs, so they must be ({sizes[i]}, n) and (n,)"
             )
-    if sizes[1:-1] != hidden or sizes[0] != estimator.n_features_in_ or (
-        sizes[-1] != estimator.n_outputs_
+    if (
+        sizes[1:-1] != hidden
+        or sizes[0] != estimator.n_features_in_
+        or (sizes[-1] != estimator.n_outputs_)
     ):
-        raise ModelFormatError(f"layer sizes {sizes} do not match hidden_layer_sizes={hidden}, "
-                               f"n_features_in_ and n_outputs_")  # fmt: skip
+        raise ModelFormatError(
+            f"layer sizes {sizes} do not match hidden_layer_sizes={hidden}, "
+            f"n_features_in_ and n_outputs_"
+        )
     estimator.coefs_, estimator.intercepts_ = coefs, intercepts
     if f"best_coef_{0}" in arrays:
-        estimator._best_coefs = [_array(arrays, f"best_coef_{i}", dtype, 2, c.shape)
-                                 for i, c in enumerate(coefs)]  # fmt: skip
-        estimator._best_intercepts = [_array(arrays, f"best_intercept_{i}", dtype, 1, b.shape)
-                                      for i, b in enumerate(intercepts)]  # fmt: skip
+        estimator._best_coefs = [
+            _array(arrays, f"best_coef_{i}", dtype, 2, c.shape) for i, c in enumerate(coefs)
+        ]
+        estimator._best_intercepts = [
+            _array(arrays, f"best_intercept_{i}", dtype, 1, b.shape)
+            for i, b in enumerate(intercepts)
+        ]
     if estimator.out_activation_ not in _OUTPUT_ACTIVATIONS[kind]:
-        raise ModelFormatError(f"out_activation_ {estimator.out_activation_!r} is not one of "
-                               f"{_OUTPUT_ACTIVATIONS[kind]}")  # fmt: skip
+        raise ModelFormatError(
+            f"out_activation_ {estimator.out_activation_!r} is not one of "
+            f"{_OUTPUT_ACTIVATIONS[kind]}"
+        )
 
     for name in _CURVES:
         if name not in fitted:
             continue
         curve = fitted[name]
-        if curve is not None and (not isinstance(curve, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in curve
-        )):  # fmt: skip
+        if curve is not None and (
+            not isinstance(curve, list)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in curve)
+        ):
             raise ModelFormatError(f"{name} must be a list of numbers")
         setattr(estimator, name, None if curve is None else [float(v) for v in curve])
     if "feature_names_in" in arrays:
@@ -228,11 +265,15 @@ def _restore_labels(estimator, arrays, meta):
         raise ModelFormatError("classes must be sorted and distinct")
     label_type = meta.get("label_type")
     n_classes, n_outputs = len(classes), estimator.n_outputs_
-    expected = {"binary": (1, 2), "multiclass": (n_classes, max(n_classes, 3)),
-                "multilabel-indicator": (n_classes, n_classes)}  # fmt: skip
+    expected = {
+        "binary": (1, 2),
+        "multiclass": (n_classes, max(n_classes, 3)),
+        "multilabel-indicator": (n_classes, n_classes),
+    }
     if label_type not in expected or expected[label_type] != (n_outputs, n_classes):
-        raise ModelFormatError(f"label_type {label_type!r} with {n_classes} classes does not "
-                               f"fit {n_outputs} outputs")  # fmt: skip
+        raise ModelFormatError(
+            f"label_type {label_type!r} with {n_classes} classes does not fit {n_outputs} outputs"
+        )
     binarizer = LabelBinarizer()
     if label_type == "multilabel-indicator":
         binarizer.fit(np.vstack([np.eye(n_classes, dtype=int), np.zeros(n_classes, dtype=int)]))
@@ -240,8 +281,10 @@ def _restore_labels(estimator, arrays, meta):
             raise ModelFormatError("multilabel classes must be 0 .. n_classes - 1")
     else:
         binarizer.fit(classes)
-    if label_type == "binary" and estimator.out_activation_ != "logistic" or (
-        label_type == "multiclass" and estimator.out_activation_ != "softmax"
+    if (
+        label_type == "binary"
+        and estimator.out_activation_ != "logistic"
+        or (label_type == "multiclass" and estimator.out_activation_ != "softmax")
     ):
         raise ModelFormatError(f"out_activation_ does not fit label_type {label_type!r}")
     estimator._label_binarizer = binarizer
@@ -260,15 +303,24 @@ def _restore_optimizer(estimator, arrays, state):
     scalars, lists = _OPTIMIZERS[kind]
     for name in scalars:
         value = state.get(name)
-        ok = isinstance(value, str) if name == "lr_schedule" else (
-            isinstance(value, (int, float)) and np.isfinite(value))  # fmt: skip
+        ok = (
+            isinstance(value, str)
+            if name == "lr_schedule"
+            else (isinstance(value, (int, float)) and np.isfinite(value))
+        )
         if not ok:
             raise ModelFormatError(f"optimizer {name} is {value!r}")
         setattr(optimizer, name, value)
     params = estimator.coefs_ + estimator.intercepts_
     for name in lists:
-        setattr(optimizer, name, [_array(arrays, f"optimizer_{name}_{i}", p.dtype, p.ndim, p.shape)
-                                  for i, p in enumerate(params)])  # fmt: skip
+        setattr(
+            optimizer,
+            name,
+            [
+                _array(arrays, f"optimizer_{name}_{i}", p.dtype, p.ndim, p.shape)
+                for i, p in enumerate(params)
+            ],
+        )
     estimator._optimizer = optimizer
 
 
@@ -284,8 +336,10 @@ def _metadata(arrays):
         raise ModelFormatError("not a fastmlp model file")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
-        raise ModelFormatError(f"format version {version!r} is not supported by this fastmlp "
-                               f"(it reads versions 1 to {FORMAT_VERSION})")  # fmt: skip
+        raise ModelFormatError(
+            f"format version {version!r} is not supported by this fastmlp "
+            f"(it reads versions 1 to {FORMAT_VERSION})"
+        )
     return meta
 
 
@@ -305,8 +359,10 @@ def _array(arrays, name, dtype, ndim, shape=None):
     if a is None:
         raise ModelFormatError(f"array {name!r} is missing")
     if a.dtype != dtype or a.ndim != ndim or (shape is not None and a.shape != shape):
-        raise ModelFormatError(f"array {name!r} has dtype {a.dtype} and shape {a.shape}, "
-                               f"expected {dtype} with {ndim} dimensions")  # fmt: skip
+        raise ModelFormatError(
+            f"array {name!r} has dtype {a.dtype} and shape {a.shape}, "
+            f"expected {dtype} with {ndim} dimensions"
+        )
     if not np.isfinite(a).all():
         raise ModelFormatError(f"array {name!r} contains NaN or infinity")
     return np.ascontiguousarray(a)

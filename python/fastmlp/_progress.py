@@ -26,8 +26,9 @@ class EpochProgress:
         except ImportError:
             return  # the plain line below
         # Epochs are coarse: draw every one (mininterval=0) so short fits show their end too.
-        self.bar = tqdm(total=total_epochs, desc=description, unit="epoch", leave=False,
-                        mininterval=0)
+        self.bar = tqdm(
+            total=total_epochs, desc=description, unit="epoch", leave=False, mininterval=0
+        )
 
     def update(self, loss):
         """Record one finished epoch whose loss was ``loss``."""
@@ -41,8 +42,12 @@ class EpochProgress:
             self.bar.set_postfix(loss=f"{loss:.5g}", samples_per_s=f"{rate:,.0f}", refresh=False)
             self.bar.update(1)
         else:
-            print(f"\repoch {self.done}/{self.total}  loss {loss:.5g}  {rate:,.0f} samples/s",
-                  end="", file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"\repoch {self.done}/{self.total}  loss {loss:.5g}  {rate:,.0f} samples/s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self):
         """Remove the bar (or end the line)."""

@@ -147,9 +147,15 @@ intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_, 
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
-            self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
-            dtype=(np.float64, np.float32), reset=reset,
-        )  # fmt: skip
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if self.loss == "poisson" and np.any(y < 0):

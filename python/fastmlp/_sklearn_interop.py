@@ -49,8 +49,10 @@ def to_sklearn(estimator):
     from fastmlp._classifier import MLPClassifier
     from fastmlp._regressor import MLPRegressor
 
-    classes = {MLPClassifier: neural_network.MLPClassifier,
-               MLPRegressor: neural_network.MLPRegressor}  # fmt: skip
+    classes = {
+        MLPClassifier: neural_network.MLPClassifier,
+        MLPRegressor: neural_network.MLPRegressor,
+    }
     target = _target_class(estimator, classes)
     result = _convert(estimator, target, _TO_SKLEARN_OPTIMIZER)
     if hasattr(result, "coefs_") and result.solver == "lbfgs":
@@ -86,8 +88,10 @@ def from_sklearn(estimator):
     from fastmlp._classifier import MLPClassifier
     from fastmlp._regressor import MLPRegressor
 
-    classes = {neural_network.MLPClassifier: MLPClassifier,
-               neural_network.MLPRegressor: MLPRegressor}  # fmt: skip
+    classes = {
+        neural_network.MLPClassifier: MLPClassifier,
+        neural_network.MLPRegressor: MLPRegressor,
+    }
     target = _target_class(estimator, classes)
     result = _convert(estimator, target, _FROM_SKLEARN_OPTIMIZER)
     for name in _LBFGS_INDEX_ATTRIBUTES:

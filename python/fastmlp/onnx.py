@@ -167,7 +167,7 @@ def _fix_regressor_output(model, n_outputs, exp_output):
     graph.node.append(
         helper.make_node("Reshape", [raw, shape], [reshaped or output.name], name=reshape_name)
     )
-    if exp_output:
+    if reshaped is not None:  # the poisson regressor's exp output
         exp_name = _unique_name(graph, "fastmlp_Exp")
         graph.node.append(helper.make_node("Exp", [reshaped], [output.name], name=exp_name))
     elem_type = output.type.tensor_type.elem_type or TensorProto.FLOAT

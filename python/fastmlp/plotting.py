@@ -100,8 +100,9 @@ def plot_loss_curve(estimator, ax=None):
     if scores is not None and len(scores) > 0:
         score_name = "validation accuracy" if is_classifier(estimator) else "validation R²"
         legend_ax = ax.twinx()  # drawn over ax: the legend goes there, or the lines hide it
-        lines += legend_ax.plot(np.arange(1, len(scores) + 1), scores, color="C1",
-                                label=score_name)  # fmt: skip
+        lines += legend_ax.plot(
+            np.arange(1, len(scores) + 1), scores, color="C1", label=score_name
+        )
         legend_ax.set_ylabel(score_name)
     legend_ax.legend(lines, [line.get_label() for line in lines], loc="center right")
     return ax
@@ -168,8 +169,10 @@ def plot_decision_regions(estimator, X, y, ax=None, resolution=200):
     names = getattr(estimator, "feature_names_in_", None)
     columns = getattr(X, "columns", None)  # a data frame's
     if names is not None and columns is not None and list(columns) != list(names):
-        raise ValueError(f"X's columns {list(columns)} are not the features the "
-                         f"{_name(estimator)} was fitted on, {list(names)}")  # fmt: skip
+        raise ValueError(
+            f"X's columns {list(columns)} are not the features the "
+            f"{_name(estimator)} was fitted on, {list(names)}"
+        )
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[1] != 2:
         raise ValueError(
@@ -186,8 +189,11 @@ def plot_decision_regions(estimator, X, y, ax=None, resolution=200):
         raise ValueError("X is empty: nothing to plot")
     if not np.all(np.isfinite(X)):
         raise ValueError("X contains NaN or infinity")
-    if (not isinstance(resolution, numbers.Integral) or isinstance(resolution, bool)
-            or resolution < 2):  # fmt: skip
+    if (
+        not isinstance(resolution, numbers.Integral)
+        or isinstance(resolution, bool)
+        or resolution < 2
+    ):
         raise ValueError(f"resolution must be an integer >= 2, got {resolution!r}")
     classes = np.asarray(estimator.classes_)
     unknown = np.setdiff1d(y, classes)
@@ -208,8 +214,10 @@ def plot_decision_regions(estimator, X, y, ax=None, resolution=200):
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         labels = estimator.predict(grid)
     if np.ndim(labels) != 1:
-        raise ValueError("plot_decision_regions needs a single-target classifier; predict "
-                         f"returned shape {np.shape(labels)}")  # fmt: skip
+        raise ValueError(
+            "plot_decision_regions needs a single-target classifier; predict "
+            f"returned shape {np.shape(labels)}"
+        )
     regions = np.searchsorted(classes, labels).reshape(grid_x.shape)
 
     ax = _axes(ax)
@@ -219,14 +227,27 @@ def plot_decision_regions(estimator, X, y, ax=None, resolution=200):
     colors = _class_colors(len(classes))
     dx, dy = xs[1] - xs[0], ys[1] - ys[0]
     ax.imshow(
-        regions, origin="lower", interpolation="nearest", aspect="auto", alpha=0.35,
-        cmap=ListedColormap(colors), vmin=-0.5, vmax=len(classes) - 0.5,
+        regions,
+        origin="lower",
+        interpolation="nearest",
+        aspect="auto",
+        alpha=0.35,
+        cmap=ListedColormap(colors),
+        vmin=-0.5,
+        vmax=len(classes) - 0.5,
         extent=(xs[0] - dx / 2, xs[-1] + dx / 2, ys[0] - dy / 2, ys[-1] + dy / 2),
-    )  # fmt: skip
+    )
     for index, label in enumerate(classes):
         mask = y == label
-        ax.scatter(X[mask, 0], X[mask, 1], color=colors[index], edgecolors="black",
-                   linewidths=0.5, s=25, label=str(label))  # fmt: skip
+        ax.scatter(
+            X[mask, 0],
+            X[mask, 1],
+            color=colors[index],
+            edgecolors="black",
+            linewidths=0.5,
+            s=25,
+            label=str(label),
+        )
     ax.set_xlabel("feature 0" if names is None else str(names[0]))
     ax.set_ylabel("feature 1" if names is None else str(names[1]))
     ax.set_title(f"{_name(estimator)}: decision regions")

@@ -38,8 +38,16 @@ import numpy as np
 from scipy.special import xlogy
 from sklearn.utils import check_random_state
 
-__all__ = ["HIDDEN_ACTIVATIONS", "LOSSES", "MLP", "OUTPUT_ACTIVATIONS", "VALID_OUTPUTS",
-           "activate", "derivative", "sample_losses"]
+__all__ = [
+    "HIDDEN_ACTIVATIONS",
+    "LOSSES",
+    "MLP",
+    "OUTPUT_ACTIVATIONS",
+    "VALID_OUTPUTS",
+    "activate",
+    "derivative",
+    "sample_losses",
+]
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "step")
 OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax", "exp")
@@ -52,8 +60,12 @@ VALID_OUTPUTS = {
 }
 # (output activation, loss) pairs whose output local error dloss/da_L is just h - y: the
 # activation is the loss's canonical inverse link, so f'(a_L) cancels.
-_MATCHING = {("identity", "squared_error"), ("logistic", "log_loss"), ("softmax", "log_loss"),
-             ("exp", "poisson")}
+_MATCHING = {
+    ("identity", "squared_error"),
+    ("logistic", "log_loss"),
+    ("softmax", "log_loss"),
+    ("exp", "poisson"),
+}
 
 
 def activate(name, a):
@@ -171,20 +183,36 @@ class MLP:
         Strength of the L2 penalty on the weights.
     """
 
-    def __init__(self, layer_sizes, activation="relu", output_activation="identity",
-                 loss="squared_error", dtype="float64", random_state=None, alpha=0.0):
-        if (isinstance(layer_sizes, str) or not hasattr(layer_sizes, "__len__")
-                or len(layer_sizes) < 2
-                or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool)
-                           and int(n) > 0 for n in layer_sizes)):
+    def __init__(
+        self,
+        layer_sizes,
+        activation="relu",
+        output_activation="identity",
+        loss="squared_error",
+        dtype="float64",
+        random_state=None,
+        alpha=0.0,
+    ):
+        if (
+            isinstance(layer_sizes, str)
+            or not hasattr(layer_sizes, "__len__")
+            or len(layer_sizes) < 2
+            or not all(
+                isinstance(n, numbers.Integral) and not isinstance(n, bool) and int(n) > 0
+                for n in layer_sizes
+            )
+        ):
             raise ValueError(
-                f"layer_sizes must be a sequence of at least 2 positive ints, got {layer_sizes!r}")
+                f"layer_sizes must be a sequence of at least 2 positive ints, got {layer_sizes!r}"
+            )
         _check_choice("activation", activation, HIDDEN_ACTIVATIONS)
         _check_choice("output_activation", output_activation, OUTPUT_ACTIVATIONS)
         _check_choice("loss", loss, LOSSES)
         if output_activation not in VALID_OUTPUTS[loss]:
-            raise ValueError(f"loss={loss!r} cannot be used with output_activation="
-                             f"{output_activation!r}; it needs one of {VALID_OUTPUTS[loss]}")
+            raise ValueError(
+                f"loss={loss!r} cannot be used with output_activation="
+                f"{output_activation!r}; it needs one of {VALID_OUTPUTS[loss]}"
+            )
         try:  # np.dtype(None) would mean float64: refuse it
             self.dtype = None if dtype is None else np.dtype(dtype)
         except TypeError:
@@ -206,8 +234,10 @@ class MLP:
         try:
             rng = check_random_state(random_state)
         except ValueError as exc:
-            raise ValueError("random_state must be None, an int or a numpy.random.RandomState, "
-                             f"got {random_state!r}") from exc
+            raise ValueError(
+                "random_state must be None, an int or a numpy.random.RandomState, "
+                f"got {random_state!r}"
+            ) from exc
         factor = 2.0 if activation == "logistic" else 6.0
         self._coefs, self._intercepts = [], []
         for fan_in, fan_out in self._shapes():
@@ -248,7 +278,8 @@ class MLP:
         values = list(values)
         if len(values) != len(shapes):
             raise ValueError(
-                f"{name} must hold {len(shapes)} arrays (one per layer), got {len(values)}")
+                f"{name} must hold {len(shapes)} arrays (one per layer), got {len(values)}"
+            )
         checked = []
         for layer, (value, shape) in enumerate(zip(values, shapes, strict=True)):
             value = np.array(value, dtype=self.dtype, order="C")  # always a copy
@@ -263,7 +294,8 @@ class MLP:
         X = np.asarray(X, dtype=self.dtype)  # converts, never modifies the caller's array
         if X.ndim != 2 or X.shape[1] != self.layer_sizes[0] or len(X) == 0:
             raise ValueError(
-                f"X must have shape (n_samples >= 1, {self.layer_sizes[0]}), got {X.shape}")
+                f"X must have shape (n_samples >= 1, {self.layer_sizes[0]}), got {X.shape}"
+            )
         return X
 
     def _check_targets(self, X, Y, sample_weight):
@@ -324,8 +356,10 @@ class MLP:
             ``dloss/db_l``.
         """
         if "step" in self._activations:
-            raise ValueError("the 'step' activation has no gradient (its derivative is 0 almost "
-                             "everywhere): a network with step units runs forward only")
+            raise ValueError(
+                "the 'step' activation has no gradient (its derivative is 0 almost "
+                "everywhere): a network with step units runs forward only"
+            )
         X, Y, w = self._check_targets(X, Y, sample_weight)
         S = w.sum()
         Z = self._forward_pass(X)
