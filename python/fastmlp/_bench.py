@@ -52,6 +52,18 @@ def gemm_peak_gflops(size=2048, repeats=5):
     return 2 * size**3 / best / 1e9
 
 
+def _cpu_name():
+    """The CPU's model name where Linux tells it, else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _timed(fn):
     start = time.perf_counter()
     fn()
@@ -166,12 +178,12 @@ def run(workloads=tuple(WORKLOADS), repeats=3, out_dir=None):
     import fastmlp
 
     info = fastmlp.build_info()
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    machine = f"{_cpu_name()}, {os.cpu_count()} cores"
     print(f"machine: {machine}; float32 GEMM peak {peak:.1f} GFLOP/s (NumPy 2048^3)")
     print(f"fastmlp {info['version']} variant {info['variant']}, {info['max_threads']} threads")
     results = {"machine": machine, "gemm_peak_gflops": peak, "fastmlp": info, "workloads": {}}
     engines = available_engines()
-    header = f"{'workload':<8}{'engine':<14}{'train/s':>12}{'%peak':>8}{'predict/s':>12}{'MiB':>8}"
+    header = f"{'workload':<9}{'engine':<14}{'train/s':>12}{'%peak':>8}{'predict/s':>12}{'MiB':>8}"
     print(header)
     for name in workloads:
         workload = WORKLOADS[name]
@@ -197,7 +209,7 @@ def run(workloads=tuple(WORKLOADS), repeats=3, out_dir=None):
             r = rows[engine.name]
             mib = "-" if memory is None else f"{memory:.0f}"
             print(
-                f"{name:<8}{engine.name:<14}{train_rate:>12,.0f}"
+                f"{name:<9}{engine.name:<14}{train_rate:>12,.0f}"
                 f"{100 * r['share_of_gemm_peak']:>7.1f}%{r['predict_samples_per_s']:>12,.0f}"
                 f"{mib:>8}"
             )
