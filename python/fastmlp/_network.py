@@ -70,11 +70,7 @@ class MLP(reference.MLP):
         coef_grads : list of ndarray of shape (fan_in, fan_out)
         intercept_grads : list of ndarray of shape (fan_out,)
         """
-        if "step" in self._activations:
-            raise ValueError(
-                "the 'step' activation has no gradient (its derivative is 0 almost "
-                "everywhere): a network with step units runs forward only"
-            )
+        self._check_trainable()
         X, Y, w = self._check_targets(X, Y, sample_weight)
         coef_grads = [np.empty_like(W) for W in self._coefs]
         intercept_grads = [np.empty_like(b) for b in self._intercepts]

@@ -314,6 +314,13 @@ class MLP:
                 raise ValueError("sample_weight must be finite and non-negative, with a sum > 0")
         return X, Y.reshape(n_samples, n_outputs), w
 
+    def _check_trainable(self):
+        if "step" in self._activations:
+            raise ValueError(
+                "the 'step' activation has no gradient (its derivative is 0 almost "
+                "everywhere): a network with step units runs forward only"
+            )
+
     def _forward_pass(self, X):
         """Return ``[z_0 = X, z_1, ..., z_L = h]``, each of shape (n_samples, n_units)."""
         Z = [X]
@@ -355,11 +362,7 @@ class MLP:
         intercept_grads : list of ndarray of shape (fan_out,)
             ``dloss/db_l``.
         """
-        if "step" in self._activations:
-            raise ValueError(
-                "the 'step' activation has no gradient (its derivative is 0 almost "
-                "everywhere): a network with step units runs forward only"
-            )
+        self._check_trainable()
         X, Y, w = self._check_targets(X, Y, sample_weight)
         S = w.sum()
         Z = self._forward_pass(X)
