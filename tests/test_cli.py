@@ -392,6 +392,17 @@ def test_demo_plot_errors_come_before_training(tmp_path, capsys, monkeypatch):
     assert out == ""
 
 
+def test_demo_writes_its_loss_curve_by_default_and_not_with_no_plot(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(["demo"], capsys)
+    assert code == 0
+    assert out.endswith("wrote fastmlp's loss curve to fastmlp_demo_loss_curve.png\n")
+    (tmp_path / "fastmlp_demo_loss_curve.png").unlink()
+    code, out, _ = run(["demo", "--no-plot"], capsys)
+    assert code == 0 and "loss curve" not in out
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_info_still_works(capsys):
     code, out, _ = run(["info"], capsys)
     assert code == 0 and "version" in out

@@ -1,12 +1,15 @@
 """Command line: ``python -m fastmlp demo``, ``bench``, ``info``, ``train`` and ``predict``."""
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
 import warnings
 
 from fastmlp._cli_data import DataError
+
+_DEMO_PLOT = "fastmlp_demo_loss_curve.png"
 
 
 def _demo(args):
@@ -19,6 +22,11 @@ def _demo(args):
 
     from fastmlp import MLPClassifier, build_info
 
+    if args.plot is None and not args.no_plot:
+        if importlib.util.find_spec("matplotlib") is not None:
+            args.plot = _DEMO_PLOT
+        else:
+            print('(pip install "fastmlp[plot]" to also get the loss-curve PNG)')
     if args.plot is not None:  # before the minutes of training, not after
         _check_plotting()
         _check_parent_folder(args.plot)
@@ -256,8 +264,10 @@ def main(argv=None):
         "--plot",
         metavar="PATH",
         default=None,
-        help="also write fastmlp's loss curve to this PNG (needs matplotlib)",
+        help=f"write fastmlp's loss curve to this PNG (needs matplotlib; default {_DEMO_PLOT}"
+        " where matplotlib is installed)",
     )
+    demo.add_argument("--no-plot", action="store_true", help="write no loss-curve PNG")
     demo.set_defaults(run=_demo)
     bench = commands.add_parser("bench", help=_bench.__doc__)
     bench.add_argument(
