@@ -12,37 +12,27 @@ from abc import ABC, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
-import scipy
-import scipy.optimize
-import scipy.sparse
 from sklearn.base import BaseEstimator, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, shuffle
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 
 from fastmlp import _core
+from fastmlp._arrays import aligned_copy, all_finite, contiguous, dense, is_aligned
+from fastmlp._lbfgs import fit_lbfgs
 from fastmlp._optimizers import AdamState, SGDState
 from fastmlp._progress import EpochProgress
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
-# Warnings from _fit_lbfgs and _fit_stochastic point at the user's call: they run under _fit,
+# Warnings from _fit_stochastic point at the user's call: they run under _fit,
 # under fit or partial_fit, under sklearn's _fit_context wrapper.
 _USER_STACKLEVEL = 5
-_ALIGNMENT = 64  # bytes; see _aligned_empty
 _NON_FINITE_WEIGHTS = (
     "Solver produced non-finite parameter weights. The input data may contain large values and "
     "need to be preprocessed."
 )
-
-
-def _scipy_lbfgs_iprint_options(iprint):
-    # SciPy 1.15 deprecated L-BFGS-B's iprint (and later removed it); older SciPy needs it to
-    # stay quiet.
-    major, minor = (int(part) for part in scipy.__version__.split(".")[:2])
-    return {"iprint": iprint} if (major, minor) < (1, 15) else {}
 
 
 class BaseMultilayerPerceptron(BaseEstimator, ABC):
@@ -151,9 +141,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         self._check_weights([self.n_features_in_, *hidden, self.n_outputs_])
         dtype = self._model_dtype()
-        X = _dense(X, dtype)
-        coefs = [_contiguous(c, dtype) for c in self.coefs_]
-        intercepts = [_contiguous(b, dtype) for b in self.intercepts_]
+        X = dense(X, dtype)
+        coefs = [contiguous(c, dtype) for c in self.coefs_]
+        intercepts = [contiguous(b, dtype) for b in self.intercepts_]
         return _core.forward(X, coefs, intercepts, self.activation, self.out_activation_)
 
     def _forward_pass_fast(self, X, check_input=True):
@@ -206,7 +196,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         dtype = np.float32 if X.dtype == np.float32 else np.float64
-        X = _dense(X, dtype)
+        X = dense(X, dtype)
         if sample_weight is not None:
             # Negative weights would make the loss unbounded below: refuse them.
             sample_weight = _check_sample_weight(
@@ -222,15 +212,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         else:
             self._check_weights(layer_units)
         # The core updates the parameters in place: train on our own copies, never on arrays
-        # the user assigned; aligned, for reproducible results (see _aligned_empty).
-        self.coefs_ = [_aligned_copy(c, dtype) for c in self.coefs_]
-        self.intercepts_ = [_aligned_copy(b, dtype) for b in self.intercepts_]
+        # the user assigned; aligned, for reproducible results (see fastmlp._arrays).
+        self.coefs_ = [aligned_copy(c, dtype) for c in self.coefs_]
+        self.intercepts_ = [aligned_copy(b, dtype) for b in self.intercepts_]
 
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(X, y, sample_weight, incremental)
         else:
-            self._fit_lbfgs(X, y, sample_weight, layer_units)
-        if not _all_finite(self.coefs_ + self.intercepts_):
+            fit_lbfgs(self, X, y, sample_weight)
+        if not all_finite(self.coefs_ + self.intercepts_):
             raise ValueError(_NON_FINITE_WEIGHTS)
         return self
 
@@ -262,87 +252,6 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     )
                 if not np.isfinite(array).all():
                     raise ValueError(f"{name}[{i}] contains NaN or infinity")
-
-    def _fit_lbfgs(self, X, y, sample_weight, layer_units):
-        dtype = X.dtype
-        Y = _contiguous(y, dtype)
-        if sample_weight is not None:
-            sample_weight = _contiguous(sample_weight, dtype)
-        shapes = [c.shape for c in self.coefs_] + [b.shape for b in self.intercepts_]
-        sizes = [int(np.prod(s)) for s in shapes]
-        bounds = np.cumsum([0, *sizes])
-        n_layers = len(self.coefs_)
-
-        def split(flat):
-            # Views of the flat vector in the layout of coefs_ then intercepts_.
-            parts = [
-                flat[a:b].reshape(s)
-                for a, b, s in zip(bounds[:-1], bounds[1:], shapes, strict=True)
-            ]
-            return parts[:n_layers], parts[n_layers:]
-
-        # Aligned buffers (see _aligned_empty): L-BFGS can amplify differences in the last bits
-        # of the gradients into a different model.
-        grads = [_aligned_empty(s, dtype) for s in shapes]
-        flat = _aligned_empty(bounds[-1], dtype)
-        coef_grads, intercept_grads = grads[:n_layers], grads[n_layers:]
-
-        def loss_and_grad(packed):
-            flat[...] = packed
-            coefs, intercepts = split(flat)
-            loss = _core.loss_and_gradients(
-                X,
-                Y,
-                sample_weight,
-                coefs,
-                intercepts,
-                coef_grads,
-                intercept_grads,
-                self.activation,
-                self.out_activation_,
-                self._core_loss_name(),
-                self.alpha,
-            )
-            return loss, np.concatenate([g.ravel() for g in grads], dtype=np.float64)
-
-        packed = np.concatenate([p.ravel() for p in (*self.coefs_, *self.intercepts_)])
-        iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
-        # L-BFGS-B's own vector work is tiny; a threaded BLAS only makes it wait on its threads
-        # (30x slower on digits). The loss and gradient run in the core, which is not BLAS.
-        with threadpool_limits(limits=1, user_api="blas"):
-            result = scipy.optimize.minimize(
-                loss_and_grad,
-                packed.astype(np.float64),
-                method="L-BFGS-B",
-                jac=True,
-                options={
-                    "maxfun": self.max_fun,
-                    "maxiter": self.max_iter,
-                    "gtol": self.tol,
-                    **_scipy_lbfgs_iprint_options(iprint),
-                },
-            )
-        self.n_iter_ = min(result.nit, self.max_iter)
-        if result.status != 0:
-            # scikit-learn's message (sklearn.utils.optimize._check_optimize_result).
-            msg = (
-                f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
-                f"(status={result.status}):\n{result.message}\n"
-            )
-            if self.n_iter_ == self.max_iter:
-                msg += (
-                    "\nIncrease the number of iterations to improve the convergence "
-                    f"(max_iter={self.max_iter})."
-                )
-            msg += (
-                "\nYou might also want to scale the data as shown in:\n"
-                "    https://scikit-learn.org/stable/modules/preprocessing.html"
-            )
-            warnings.warn(msg, ConvergenceWarning, stacklevel=_USER_STACKLEVEL)
-        self.loss_ = float(result.fun)
-        coefs, intercepts = split(np.array(result.x, dtype=dtype))
-        self.coefs_ = [_contiguous(c, dtype) for c in coefs]
-        self.intercepts_ = [_contiguous(b, dtype) for b in intercepts]
 
     def _make_optimizer(self, params):
         if self.solver == "sgd":
@@ -389,10 +298,10 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 y_val = self._label_binarizer.inverse_transform(y_val)
 
         dtype = X.dtype
-        X_train = _contiguous(X_train, dtype)
-        Y_train = _contiguous(y_train, dtype)
+        X_train = contiguous(X_train, dtype)
+        Y_train = contiguous(y_train, dtype)
         if sample_weight_train is not None:
-            sample_weight_train = _contiguous(sample_weight_train, dtype)
+            sample_weight_train = contiguous(sample_weight_train, dtype)
         n_samples = X_train.shape[0]
         sample_idx = np.arange(n_samples, dtype=np.int64)
         if self.batch_size == "auto":
@@ -413,7 +322,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
-                    sample_idx = _contiguous(
+                    sample_idx = contiguous(
                         shuffle(sample_idx, random_state=self._random_state), np.int64
                     )
                 accumulated_loss, t = _core.train_epoch(
@@ -438,7 +347,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 progress.update(self.loss_)
                 if self.verbose:
                     print(f"Iteration {self.n_iter_:d}, loss = {self.loss_:.8f}")
-                if not (early_stopping or np.isfinite(self.loss_) or _all_finite(params)):
+                if not (early_stopping or np.isfinite(self.loss_) or all_finite(params)):
                     # A non-finite weight stays non-finite, and scikit-learn raises this error
                     # after the last epoch: raise it now. (With early stopping, the best finite
                     # weights come back at the end, so training goes on as in scikit-learn.)
@@ -574,52 +483,11 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         check_is_fitted(self, ["coefs_", "intercepts_"])
 
 
-def _contiguous(a, dtype):
-    """``a`` as a C-contiguous array of ``dtype``, copied only where needed."""
-    return np.ascontiguousarray(a, dtype)
-
-
-def _aligned_empty(shape, dtype, alignment=_ALIGNMENT):
-    """An uninitialised C-contiguous array whose data starts at a multiple of alignment bytes.
-
-    The core's results depend, in their last bits, on where the arrays it writes lie in memory
-    (its vectorised loops treat an unaligned head apart), so arrays that NumPy places anywhere
-    would make two identical fits differ slightly, and L-BFGS can amplify that into a different
-    model. Every array that the core updates is allocated here, at one fixed alignment.
-    """
-    dtype = np.dtype(dtype)
-    size = int(np.prod(shape))
-    buffer = np.empty(size * dtype.itemsize + alignment, dtype=np.uint8)
-    start = -buffer.ctypes.data % alignment
-    return buffer[start : start + size * dtype.itemsize].view(dtype).reshape(shape)
-
-
-def _aligned_copy(a, dtype):
-    out = _aligned_empty(np.shape(a), dtype)
-    out[...] = a
-    return out
-
-
-def _is_aligned(a):
-    return a.ctypes.data % _ALIGNMENT == 0
-
-
-def _all_finite(arrays):
-    return all(np.isfinite(a).all() for a in arrays)
-
-
-def _dense(X, dtype):
-    """X as a C-contiguous array of dtype: no copy when it already is one."""
-    if scipy.sparse.issparse(X):
-        X = X.toarray()
-    return _contiguous(X, dtype)
-
-
 def _optimizer_for_params(optimizer, params):
     """The optimizer, its moments ready for the core to update in place.
 
     Moments of another dtype, not C-contiguous, read-only (as after ``joblib.load(...,
-    mmap_mode="r")``) or not aligned (see _aligned_empty) are replaced by aligned copies.
+    mmap_mode="r")``) or not aligned (see fastmlp._arrays) are replaced by aligned copies.
     """
     for name in ("velocities", "ms", "vs"):
         moments = getattr(optimizer, name, None)
@@ -635,7 +503,7 @@ def _moment_for(moment, param):
         moment.dtype == param.dtype
         and moment.flags.c_contiguous
         and moment.flags.writeable
-        and _is_aligned(moment)
+        and is_aligned(moment)
     ):
-        return _contiguous(moment, param.dtype)  # the same memory, NumPy's own dtype object
-    return _aligned_copy(moment, param.dtype)
+        return contiguous(moment, param.dtype)  # the same memory, NumPy's own dtype object
+    return aligned_copy(moment, param.dtype)
