@@ -112,10 +112,11 @@ double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>
   check_trainable(net, loss);  // nothing below may throw inside the parallel region
 
   // Each thread takes a block of every batch's rows and the threads add up their gradients,
-  // when the batch has rows enough for every thread and work enough to pay for the barriers:
-  // measured here, that beat Eigen's threaded GEMMs on every shape from 32-64-64-4 to
-  // 784-256-128-10 and matched it on 1024-2048-2048-10. Batches too short to split but with
-  // large GEMMs let Eigen thread those; everything else runs on one thread.
+  // when the batch has rows enough for every thread and work enough to pay for the barriers.
+  // Measured here with 64+ rows per thread, that beat Eigen's threaded GEMMs from 32-64-64-4
+  // to 784-256-128-10 and matched them on 1024-2048-2048-10; with 16 or 32 rows per thread it
+  // lost even to one thread (every thread's GEMMs repack the whole weight matrices). Batches
+  // too short to split but with large GEMMs let Eigen thread those; the rest runs on one thread.
   const int available = max_threads();
   bool split_rows =
       batch >= 2 * kMinRowsPerThread && double(batch) * count_weights(net) >= kMinSplitWork;
