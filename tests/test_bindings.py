@@ -12,7 +12,7 @@ def network(dtype=np.float64):
     return coefs, intercepts
 
 
-def epoch(X, Y, order, coefs, intercepts, first=None, sample_weight=None, batch_size=2):
+def epoch(X, Y, order, coefs, intercepts, first=None, sample_weight=None, batch_size=2, **options):
     first = first if first is not None else [np.zeros_like(p) for p in coefs + intercepts]
     return _core.train_epoch(
         X,
@@ -36,6 +36,7 @@ def epoch(X, Y, order, coefs, intercepts, first=None, sample_weight=None, batch_
         beta_2=0.999,
         epsilon=1e-8,
         t=0,
+        **options,
     )
 
 
@@ -106,30 +107,7 @@ def test_train_epoch_checks_its_arguments():
     with pytest.raises(ValueError, match="optimizer state holds 3 and 0 arrays, expected 4"):
         epoch(X, Y, order, coefs, intercepts, first=[np.zeros((3, 4))] * 3)
     with pytest.raises(ValueError, match="batch_split is 'sometimes', expected 'auto'"):
-        _core.train_epoch(
-            X,
-            Y,
-            None,
-            order,
-            2,
-            coefs,
-            intercepts,
-            [np.zeros_like(p) for p in coefs + intercepts],
-            [],
-            "relu",
-            "identity",
-            "squared_error",
-            0.0,
-            solver="sgd",
-            learning_rate=0.1,
-            momentum=0.9,
-            nesterov=True,
-            beta_1=0.9,
-            beta_2=0.999,
-            epsilon=1e-8,
-            t=0,
-            batch_split="sometimes",
-        )
+        epoch(X, Y, order, coefs, intercepts, batch_split="sometimes")
     frozen = [coefs[0].copy(), coefs[1].copy()]
     frozen[0].flags.writeable = False
     with pytest.raises(ValueError, match=r"coefs\[0\] must be writeable"):

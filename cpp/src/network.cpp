@@ -157,8 +157,7 @@ template <class T>
 void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
   const Index rows = X.rows();
   const int threads = std::max(max_threads(), 1);
-  double weights = 0.0;
-  for (Index l = 0; l < net.n_layers(); ++l) weights += double(net.sizes[l] * net.sizes[l + 1]);
+  const double weights = count_weights(net.sizes);
   // Enough rows per chunk to keep GEMMs efficient and to pay for a thread (kMinSplitWork),
   // few enough to share the rows out evenly; chunks inside the parallel loop run their GEMMs
   // on one thread, and a single chunk lets Eigen thread its GEMMs if they are large.

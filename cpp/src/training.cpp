@@ -11,14 +11,6 @@ namespace fastmlp {
 
 namespace {
 
-// Multiply-adds of one forward pass of one sample.
-template <class T>
-double count_weights(const Network<T>& net) {
-  double n = 0.0;
-  for (Index l = 0; l < net.n_layers(); ++l) n += double(net.sizes[l]) * double(net.sizes[l + 1]);
-  return n;
-}
-
 // Copies the rows order[0..rows) of src (n, cols) into dst (rows, cols): the batch becomes one
 // contiguous block whatever the shuffle.
 template <class T>
@@ -119,7 +111,7 @@ double train_epoch(const Network<T>& net, Loss loss, T alpha, const EpochData<T>
   // too short to split but with large GEMMs let Eigen thread those; the rest runs on one thread.
   const int available = max_threads();
   bool split_rows =
-      batch >= 2 * kMinRowsPerThread && double(batch) * count_weights(net) >= kMinSplitWork;
+      batch >= 2 * kMinRowsPerThread && double(batch) * count_weights(net.sizes) >= kMinSplitWork;
   if (batch_split != BatchSplit::automatic) split_rows = batch_split == BatchSplit::always;
   const int split =
       split_rows ? int(std::clamp<Index>(batch / kMinRowsPerThread, 1, available)) : 1;

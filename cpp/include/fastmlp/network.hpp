@@ -13,6 +13,14 @@
 
 namespace fastmlp {
 
+// The number of weights (not intercepts) of a network of these layer sizes, which is also
+// the multiply-adds of one sample's forward pass.
+inline double count_weights(const std::vector<Index>& sizes) {
+  double n = 0.0;
+  for (std::size_t l = 0; l + 1 < sizes.size(); ++l) n += double(sizes[l]) * double(sizes[l + 1]);
+  return n;
+}
+
 // Pointers to the weights of every layer: W_l is (sizes[l], sizes[l+1]) row-major, b_l is
 // (sizes[l+1],). Nothing is owned.
 template <class T>
