@@ -83,6 +83,29 @@ def test_forward_and_backward_match_reference(dtype, shape, hidden, output, loss
             assert_close(got, want, RTOL[dtype])
 
 
+# Widths that take every path of the core's own GEMM kernel (fastmlp/small_gemm.hpp), for any
+# vector width: strips of several packets (128, 68), single and half packets (20, 12), the
+# narrowest packet (4), and batches that leave 1, 2 or 3 rows after its blocks of 4. The deep
+# first layer (2100 inputs) runs on it for a few rows and on Eigen's GEMM for 130, whose
+# operands outgrow the kernel's cache bound.
+SMALL_GEMM_SHAPES = ((37, 128, 68, 20, 12, 4), (2100, 8, 4))
+
+
+@pytest.mark.parametrize("n_samples", [1, 2, 3, 7, 130])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("hidden", ["relu", "tanh"])
+@pytest.mark.parametrize("shape", SMALL_GEMM_SHAPES, ids=str)
+def test_small_gemm_paths_match_reference(shape, hidden, dtype, n_samples):
+    core, ref = pair(shape, hidden, "softmax", "log_loss", dtype, alpha=0.01)
+    X, Y, w = make_data(shape, "softmax", "log_loss", n_samples, dtype, seed=5)
+    assert_close(core.forward(X), ref.forward(X), RTOL[dtype])
+    loss_c, gW_c, gb_c = core.backward(X, Y, w)
+    loss_r, gW_r, gb_r = ref.backward(X, Y, w)
+    assert loss_c == pytest.approx(loss_r, rel=RTOL[dtype])
+    for got, want in zip(gW_c + gb_c, gW_r + gb_r, strict=True):
+        assert_close(got, want, RTOL[dtype])
+
+
 @pytest.mark.parametrize("n_samples", [1, 2, 63, 64, 65, 5000])
 def test_forward_chunking_matches_reference(n_samples):
     # predict splits rows into chunks spread over threads; every chunk boundary must be exact.

@@ -25,8 +25,14 @@ def problems(draw):
     n_out = draw(st.integers(2 if output == "softmax" else 1, 5))
     n_samples = draw(st.integers(1, 70))
     seed = draw(st.integers(0, 2**31 - 1))
+    dtype = draw(st.sampled_from(["float64", "float32"]))
     rng = np.random.RandomState(seed)
-    X = rng.normal(scale=draw(st.sampled_from([0.1, 1.0, 5.0])), size=(n_samples, n_in))
+    # float32 problems keep to inputs of scale <= 1. At scale 5 a logistic output came within
+    # 4e-6 of 1, where float32 holds 1 - p to two significant bits: log(1 - p), and so the
+    # loss, then differs by a few percent per sample between any two correct float32
+    # implementations (the float64 value lay between the core's and the reference's).
+    scales = [0.1, 1.0, 5.0] if dtype == "float64" else [0.1, 1.0]
+    X = rng.normal(scale=draw(st.sampled_from(scales)), size=(n_samples, n_in))
     if output == "softmax":
         Y = np.eye(n_out)[rng.randint(n_out, size=n_samples)]
     elif loss == "log_loss":
@@ -44,7 +50,7 @@ def problems(draw):
         output=output,
         loss=loss,
         alpha=draw(st.sampled_from([0.0, 1e-4, 0.5])),
-        dtype=draw(st.sampled_from(["float64", "float32"])),
+        dtype=dtype,
         seed=seed,
         X=X,
         Y=Y,

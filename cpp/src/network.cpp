@@ -6,6 +6,7 @@
 #include <string>
 
 #include "fastmlp/parallel.hpp"
+#include "fastmlp/small_gemm.hpp"
 
 namespace fastmlp {
 
@@ -52,18 +53,58 @@ void check_trainable(const Network<T>& net, Loss loss) {
   }
 }
 
+namespace {
+
+// Whether to run C (m, n) = A (m, k) B (k, n) with small_gemm rather than Eigen:
+// where small_gemm is faster, and only where the caller runs GEMMs on one thread (small_gemm
+// never threads). A function of the shape and the caller's own setting only, so that the same
+// call gives the same bits whatever other threads do.
+template <class T>
+bool use_small_gemm(Index m, Index n, Index k) {
+  return prefers_small_gemm<T>(m, n, k) && scoped_gemm_threads() == 1;
+}
+
+// out (rows, n) <- f(in (rows, k) W_l + b_l) for the layer's activation f.
+template <class T>
+void dense_layer(const Network<T>& net, Index l, ConstMatrixMap<T> in, MatrixMap<T> out) {
+  const Index k = in.cols(), n = out.cols();
+  const Activation f = net.activation_of(l);
+  if (use_small_gemm<T>(in.rows(), n, k)) {
+    // Bias (and relu) applied in registers, before the output is first stored.
+    const bool relu = f == Activation::relu;
+    small_gemm<T>(in.rows(), n, k, {in.data(), k, 1}, net.coefs[l], n, net.intercepts[l],
+                  out.data(), n, relu ? GemmEpilogue::relu : GemmEpilogue::none);
+    if (!relu) apply_activation<T>(f, out);
+    return;
+  }
+  out.noalias() = in * net.W(l);
+  out.rowwise() += net.b(l).transpose();
+  apply_activation<T>(f, out);
+}
+
+// gW (k, n) <- in^T (k, rows) delta (rows, n): the unnormalized weight gradient of a layer.
+template <class T>
+void weight_gradient_sum(ConstMatrixMap<T> in, ConstMatrixMap<T> delta, MatrixMap<T> gW) {
+  const Index k = in.cols(), n = delta.cols();
+  if (use_small_gemm<T>(k, n, in.rows())) {
+    small_gemm<T>(k, n, in.rows(), {in.data(), 1, k}, delta.data(), n, nullptr, gW.data(), n);
+    return;
+  }
+  gW.noalias() = in.transpose() * delta;
+}
+
+}  // namespace
+
 template <class T>
 void forward(const Network<T>& net, ConstMatrixMap<T> X, Workspace<T>& ws) {
   const Index rows = X.rows();
   for (Index l = 0; l < net.n_layers(); ++l) {
-    MatrixMap<T> a = ws.z(l + 1, rows);
+    MatrixMap<T> z = ws.z(l + 1, rows);
     if (l == 0) {
-      a.noalias() = X * net.W(0);
+      dense_layer<T>(net, l, X, z);
     } else {
-      a.noalias() = ws.z(l, rows) * net.W(l);
+      dense_layer<T>(net, l, ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]), z);
     }
-    a.rowwise() += net.b(l).transpose();
-    apply_activation<T>(net.activation_of(l), a);
   }
 }
 
@@ -96,11 +137,9 @@ double backprop_sums(const Network<T>& net, Loss loss, ConstMatrixMap<T> X, Cons
     MatrixMap<T> delta = ws.delta(l + 1, rows);
     MatrixMap<T> gW(sums.coefs[l], net.sizes[l], net.sizes[l + 1]);
     // z_{l-1}^T delta_l, with z_0 = X.
-    if (l == 0) {
-      gW.noalias() = X.transpose() * delta;
-    } else {
-      gW.noalias() = ws.z(l, rows).transpose() * delta;
-    }
+    const ConstMatrixMap<T> below_out =
+        l == 0 ? X : ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]);
+    weight_gradient_sum<T>(below_out, ConstMatrixMap<T>(delta.data(), rows, delta.cols()), gW);
     VectorMap<T>(sums.intercepts[l], net.sizes[l + 1]).noalias() =
         delta.colwise().sum().transpose();
     if (l > 0) {

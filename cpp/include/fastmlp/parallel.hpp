@@ -35,18 +35,34 @@ constexpr double kMinParallelGemmWork = double(1 << 21);
 constexpr Index kMinRowsPerThread = 64;
 constexpr double kMinSplitWork = double(1 << 17);
 
-// Sets Eigen's thread count for the lifetime of the object, restoring the previous one after.
+// The GEMM thread count that the calling thread's innermost ScopedEigenThreads asked for; 1
+// outside any (as in the workers of a parallel region). Kernel choices read this rather than
+// Eigen::nbThreads(), which is one global that concurrent calls from several Python threads
+// overwrite: a choice made from it would make results depend on what other threads are doing.
+inline int& scoped_gemm_threads() {
+  thread_local int threads = 1;
+  return threads;
+}
+
+// Sets Eigen's thread count (and scoped_gemm_threads) for the lifetime of the object,
+// restoring the previous ones after.
 class ScopedEigenThreads {
  public:
-  explicit ScopedEigenThreads(int threads) : previous_(Eigen::nbThreads()) {
+  explicit ScopedEigenThreads(int threads)
+      : previous_(Eigen::nbThreads()), previous_scoped_(scoped_gemm_threads()) {
     Eigen::setNbThreads(threads);
+    scoped_gemm_threads() = threads;
   }
-  ~ScopedEigenThreads() { Eigen::setNbThreads(previous_); }
+  ~ScopedEigenThreads() {
+    Eigen::setNbThreads(previous_);
+    scoped_gemm_threads() = previous_scoped_;
+  }
   ScopedEigenThreads(const ScopedEigenThreads&) = delete;
   ScopedEigenThreads& operator=(const ScopedEigenThreads&) = delete;
 
  private:
   int previous_;
+  int previous_scoped_;
 };
 
 // Runs body(begin, end) over [0, n) split into chunks of at most chunk rows, on the OpenMP

@@ -1,0 +1,44 @@
+// Register-blocked GEMM for the small products of narrow networks, without packing.
+//
+// Eigen's GEMM copies ("packs") both operands into its own layout on every call. For a batch of
+// 32 rows through a 64-wide layer that copy costs about as much as the multiply itself, and the
+// minibatch loop makes thousands of such calls. Here the right operand B is read in place, row
+// by row: each output row block keeps its accumulators in registers, broadcasts one element of
+// A at a time and multiplies it into a contiguous strip of B's row (a strip that stays in L1 for
+// the whole block loop). The same kernel serves all three products of training, by the strides
+// with which A is read:
+//   forward:          C = Z W + b      a(i, p) = Z[i, p]    B = W    (bias and relu fused)
+//   weight gradient:  C = Z^T Delta    a(i, p) = Z[p, i]    B = Delta
+//   error to below:   C = Delta W^T    a(i, p) = Delta[i, p]  B = W^T (a transposed copy)
+// Vector widths come from Eigen's packet types, so each instruction-set build of the core
+// (baseline, AVX2, AVX-512) gets its own.
+#pragma once
+
+#include "fastmlp/matrix.hpp"
+
+namespace fastmlp {
+
+// What the kernel does to each output before storing it.
+enum class GemmEpilogue { none, relu };
+
+// A strided view of the left operand: element (i, p) is data[i * row_stride + p * col_stride].
+template <class T>
+struct StridedOperand {
+  const T* data;
+  Index row_stride;
+  Index col_stride;
+};
+
+// C (m, n), rows ldc apart, <- epilogue(A (m, k) B (k, n) + bias), where B's rows are ldb apart
+// and bias is (n,) or nullptr. C must not overlap A, B or bias.
+template <class T>
+void small_gemm(Index m, Index n, Index k, StridedOperand<T> A, const T* B, Index ldb,
+                const T* bias, T* C, Index ldc, GemmEpilogue epilogue = GemmEpilogue::none);
+
+// Whether small_gemm beats Eigen's one-threaded GEMM on C (m, n) = A (m, k) B (k, n): when no
+// column is left for its scalar loop and A, B and C fit in a small L2 cache together (see
+// small_gemm.cpp for the measurements).
+template <class T>
+bool prefers_small_gemm(Index m, Index n, Index k);
+
+}  // namespace fastmlp
