@@ -17,6 +17,12 @@ Workspace<T>::Workspace(const std::vector<Index>& sizes, Index max_rows)
     z_.emplace_back(max_rows, sizes[l]);
     delta_.emplace_back(max_rows, sizes[l]);
   }
+  wt_.resize(sizes.size() - 1);
+  for (std::size_t l = 1; l + 1 < sizes.size(); ++l) {
+    // Only where one row would already take small_gemm: never for wide layers, whose copy of
+    // the weights would cost as much memory as the weights themselves.
+    if (prefers_small_gemm<T>(1, sizes[l], sizes[l + 1])) wt_[l].resize(sizes[l + 1], sizes[l]);
+  }
 }
 
 template <class T>
@@ -77,8 +83,9 @@ void dense_layer(const Network<T>& net, Index l, ConstMatrixMap<T> in, MatrixMap
     if (!relu) apply_activation<T>(f, out);
     return;
   }
-  out.noalias() = in * net.W(l);
-  out.rowwise() += net.b(l).transpose();
+  // Starting from the bias, rather than from zero, spares the GEMM's zeroing and a bias pass.
+  out.rowwise() = net.b(l).transpose();
+  out.noalias() += in * net.W(l);
   apply_activation<T>(f, out);
 }
 
@@ -91,6 +98,25 @@ void weight_gradient_sum(ConstMatrixMap<T> in, ConstMatrixMap<T> delta, MatrixMa
     return;
   }
   gW.noalias() = in.transpose() * delta;
+}
+
+// below (rows, sizes[l]) <- f'(a_l) * (delta (rows, sizes[l+1]) W_l^T): the error passed down
+// through W_l and the hidden activation f, whose derivative is read from z = z_l = f(a_l).
+template <class T>
+void error_to_below(const Network<T>& net, Index l, ConstMatrixMap<T> delta, ConstMatrixMap<T> z,
+                    Workspace<T>& ws, MatrixMap<T> below) {
+  const Index k = net.sizes[l], n = net.sizes[l + 1];
+  T* wt = ws.transposed_weights(l);
+  if (wt && use_small_gemm<T>(delta.rows(), k, n)) {
+    transpose<T>(net.coefs[l], k, n, wt);
+    const bool relu = net.hidden == Activation::relu;
+    small_gemm<T>(delta.rows(), k, n, {delta.data(), n, 1}, wt, k, nullptr, below.data(), k,
+                  relu ? GemmEpilogue::relu_gate : GemmEpilogue::none, z.data());
+    if (!relu) multiply_by_derivative<T>(net.hidden, z, below);
+    return;
+  }
+  below.noalias() = delta * net.W(l).transpose();
+  multiply_by_derivative<T>(net.hidden, z, below);
 }
 
 }  // namespace
@@ -144,10 +170,9 @@ double backprop_sums(const Network<T>& net, Loss loss, ConstMatrixMap<T> X, Cons
         delta.colwise().sum().transpose();
     if (l > 0) {
       // delta_{l-1} = f'(a_{l-1}) * (delta_l W_l^T), the derivative read from z_{l-1}.
-      MatrixMap<T> below = ws.delta(l, rows);
-      below.noalias() = delta * net.W(l).transpose();
-      multiply_by_derivative<T>(net.hidden,
-                                ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]), below);
+      error_to_below<T>(net, l, ConstMatrixMap<T>(delta.data(), rows, delta.cols()),
+                        ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]), ws,
+                        ws.delta(l, rows));
     }
   }
   return loss_sum;

@@ -31,11 +31,42 @@ constexpr bool has_narrower_half() {
          int(ei::unpacket_traits<P>::size);
 }
 
+// Where a block's results go: C (rows ldc apart) and what happens to them on the way (see
+// GemmEpilogue); gate, for relu_gate, has C's layout.
+template <class T>
+struct Output {
+  T* c;
+  Index ldc;
+  GemmEpilogue epilogue;
+  const T* gate;
+
+  Output at(Index row, Index col) const {
+    return {c + row * ldc + col, ldc, epilogue, gate ? gate + row * ldc + col : nullptr};
+  }
+  // Stores one result (a packet of P, or a scalar T) at row r, column q of this block.
+  template <class P>
+  void store(Index r, Index q, P value) const {
+    // Operand order as Eigen's x.max(0) in apply_activation, so both agree on NaN.
+    if (epilogue == GemmEpilogue::relu) value = ei::pmax(value, ei::pset1<P>(T(0)));
+    if (epilogue == GemmEpilogue::relu_gate) {
+      // Where gate > 0, as multiply_by_derivative does for relu.
+      const P open = ei::pcmp_lt(ei::pset1<P>(T(0)), ei::ploadu<P>(gate + r * ldc + q));
+      value = ei::pand(value, open);
+    }
+    ei::pstoreu(c + r * ldc + q, value);
+  }
+  void store_scalar(Index r, Index q, T value) const {
+    if (epilogue == GemmEpilogue::relu) value = std::max(value, T(0));
+    if (epilogue == GemmEpilogue::relu_gate && !(gate[r * ldc + q] > T(0))) value = T(0);
+    c[r * ldc + q] = value;
+  }
+};
+
 // One block: rows [0, MR) of C times NP packets of columns, starting at the given pointers
-// (a at the block's first row, b, bias and c at its first column).
+// (a at the block's first row; b, bias and out at its first column).
 template <class T, class P, int MR, int NP>
 inline void gemm_block(Index k, const T* a, Index a_row, Index a_col, const T* b, Index ldb,
-                       const T* bias, T* c, Index ldc, GemmEpilogue epilogue) {
+                       const T* bias, const Output<T>& out) {
   constexpr int S = ei::unpacket_traits<P>::size;
   P acc[MR][NP];
 #pragma GCC unroll 8
@@ -56,40 +87,44 @@ inline void gemm_block(Index k, const T* a, Index a_row, Index a_col, const T* b
       for (int q = 0; q < NP; ++q) acc[r][q] = ei::pmadd(av, bv[q], acc[r][q]);
     }
   }
-  const P zero = ei::pset1<P>(T(0));
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
 #pragma GCC unroll 8
-    for (int q = 0; q < NP; ++q) {
-      // Operand order as Eigen's x.max(0) in apply_activation, so both agree on NaN.
-      const P out = epilogue == GemmEpilogue::relu ? ei::pmax(acc[r][q], zero) : acc[r][q];
-      ei::pstoreu(c + r * ldc + q * S, out);
-    }
+    for (int q = 0; q < NP; ++q) out.store(r, q * S, acc[r][q]);
   }
 }
 
 // Every row block of one column strip (NP packets wide); the last, shorter block by a kernel
 // of that many rows.
 template <class T, class P, int NP>
-void gemm_strip(Index m, Index k, StridedOperand<T> A, const T* b, Index ldb, const T* bias, T* c,
-                Index ldc, GemmEpilogue epilogue) {
+void gemm_strip(Index m, Index k, StridedOperand<T> A, const T* b, Index ldb, const T* bias,
+                const Output<T>& out) {
+  auto a_at = [&](Index i) { return A.data + i * A.row_stride; };
   Index i = 0;
-  for (; i + kBlockRows <= m; i += kBlockRows) {
-    gemm_block<T, P, kBlockRows, NP>(k, A.data + i * A.row_stride, A.row_stride, A.col_stride, b,
-                                     ldb, bias, c + i * ldc, ldc, epilogue);
+  if constexpr (NP == 1) {
+    // A strip one packet wide gives a block of 4 rows only 4 independent chains of FMAs, too
+    // few to cover their latency: blocks of 8 rows ran the narrow products of a 32-64-64-4
+    // network (n = 4, and 12 of 128 x 12 x 128) 1.3 to 1.5 times as fast.
+    for (; i + 2 * kBlockRows <= m; i += 2 * kBlockRows) {
+      gemm_block<T, P, 2 * kBlockRows, 1>(k, a_at(i), A.row_stride, A.col_stride, b, ldb, bias,
+                                          out.at(i, 0));
+    }
   }
-  const T* a = A.data + i * A.row_stride;
-  c += i * ldc;
+  for (; i + kBlockRows <= m; i += kBlockRows) {
+    gemm_block<T, P, kBlockRows, NP>(k, a_at(i), A.row_stride, A.col_stride, b, ldb, bias,
+                                     out.at(i, 0));
+  }
   static_assert(kBlockRows == 4, "the tail below handles up to 3 rows");
+  const Output<T> tail = out.at(i, 0);
   switch (m - i) {
     case 3:
-      gemm_block<T, P, 3, NP>(k, a, A.row_stride, A.col_stride, b, ldb, bias, c, ldc, epilogue);
+      gemm_block<T, P, 3, NP>(k, a_at(i), A.row_stride, A.col_stride, b, ldb, bias, tail);
       break;
     case 2:
-      gemm_block<T, P, 2, NP>(k, a, A.row_stride, A.col_stride, b, ldb, bias, c, ldc, epilogue);
+      gemm_block<T, P, 2, NP>(k, a_at(i), A.row_stride, A.col_stride, b, ldb, bias, tail);
       break;
     case 1:
-      gemm_block<T, P, 1, NP>(k, a, A.row_stride, A.col_stride, b, ldb, bias, c, ldc, epilogue);
+      gemm_block<T, P, 1, NP>(k, a_at(i), A.row_stride, A.col_stride, b, ldb, bias, tail);
       break;
     default: break;
   }
@@ -99,19 +134,18 @@ void gemm_strip(Index m, Index k, StridedOperand<T> A, const T* b, Index ldb, co
 // last few columns (fewer than the smallest packet) one by one.
 template <class T, class P>
 void gemm_columns(Index m, Index n, Index k, Index j, StridedOperand<T> A, const T* B, Index ldb,
-                  const T* bias, T* C, Index ldc, GemmEpilogue epilogue) {
+                  const T* bias, const Output<T>& out) {
   constexpr Index S = ei::unpacket_traits<P>::size;
   constexpr Index wide = S * kBlockPackets;
-  auto at = [&](Index col) { return bias ? bias + col : nullptr; };
+  auto bias_at = [&](Index col) { return bias ? bias + col : nullptr; };
   for (; j + wide <= n; j += wide) {
-    gemm_strip<T, P, kBlockPackets>(m, k, A, B + j, ldb, at(j), C + j, ldc, epilogue);
+    gemm_strip<T, P, kBlockPackets>(m, k, A, B + j, ldb, bias_at(j), out.at(0, j));
   }
   for (; j + S <= n; j += S) {
-    gemm_strip<T, P, 1>(m, k, A, B + j, ldb, at(j), C + j, ldc, epilogue);
+    gemm_strip<T, P, 1>(m, k, A, B + j, ldb, bias_at(j), out.at(0, j));
   }
   if constexpr (has_narrower_half<P>()) {
-    gemm_columns<T, typename ei::unpacket_traits<P>::half>(m, n, k, j, A, B, ldb, bias, C, ldc,
-                                                           epilogue);
+    gemm_columns<T, typename ei::unpacket_traits<P>::half>(m, n, k, j, A, B, ldb, bias, out);
   } else {
     for (; j < n; ++j) {
       for (Index i = 0; i < m; ++i) {
@@ -119,7 +153,7 @@ void gemm_columns(Index m, Index n, Index k, Index j, StridedOperand<T> A, const
         for (Index p = 0; p < k; ++p) {
           sum += A.data[i * A.row_stride + p * A.col_stride] * B[p * ldb + j];
         }
-        C[i * ldc + j] = epilogue == GemmEpilogue::relu ? std::max(sum, T(0)) : sum;
+        out.store_scalar(i, j, sum);
       }
     }
   }
@@ -129,9 +163,31 @@ void gemm_columns(Index m, Index n, Index k, Index j, StridedOperand<T> A, const
 
 template <class T>
 void small_gemm(Index m, Index n, Index k, StridedOperand<T> A, const T* B, Index ldb,
-                const T* bias, T* C, Index ldc, GemmEpilogue epilogue) {
+                const T* bias, T* C, Index ldc, GemmEpilogue epilogue, const T* gate) {
   using Packet = typename ei::packet_traits<T>::type;
-  gemm_columns<T, Packet>(m, n, k, 0, A, B, ldb, bias, C, ldc, epilogue);
+  gemm_columns<T, Packet>(m, n, k, 0, A, B, ldb, bias, Output<T>{C, ldc, epilogue, gate});
+}
+
+template <class T>
+void transpose(const T* a, Index rows, Index cols, T* out) {
+  using Packet = typename ei::packet_traits<T>::type;
+  constexpr int S = ei::unpacket_traits<Packet>::size;
+  Index i = 0;
+  for (; i + S <= rows; i += S) {
+    Index j = 0;
+    for (; j + S <= cols; j += S) {
+      ei::PacketBlock<Packet, S> block;
+      for (int q = 0; q < S; ++q) block.packet[q] = ei::ploadu<Packet>(a + (i + q) * cols + j);
+      ei::ptranspose(block);
+      for (int q = 0; q < S; ++q) ei::pstoreu(out + (j + q) * rows + i, block.packet[q]);
+    }
+    for (; j < cols; ++j) {
+      for (int q = 0; q < S; ++q) out[j * rows + i + q] = a[(i + q) * cols + j];
+    }
+  }
+  for (; i < rows; ++i) {
+    for (Index j = 0; j < cols; ++j) out[j * rows + i] = a[i * cols + j];
+  }
 }
 
 namespace {
@@ -163,9 +219,11 @@ bool prefers_small_gemm(Index m, Index n, Index k) {
 }
 
 template void small_gemm<float>(Index, Index, Index, StridedOperand<float>, const float*, Index,
-                                const float*, float*, Index, GemmEpilogue);
+                                const float*, float*, Index, GemmEpilogue, const float*);
 template void small_gemm<double>(Index, Index, Index, StridedOperand<double>, const double*, Index,
-                                 const double*, double*, Index, GemmEpilogue);
+                                 const double*, double*, Index, GemmEpilogue, const double*);
+template void transpose<float>(const float*, Index, Index, float*);
+template void transpose<double>(const double*, Index, Index, double*);
 template bool prefers_small_gemm<float>(Index, Index, Index);
 template bool prefers_small_gemm<double>(Index, Index, Index);
 

@@ -57,11 +57,14 @@ class Workspace {
   MatrixMap<T> z(Index l, Index rows) { return {z_[l - 1].data(), rows, sizes_[l]}; }
   // delta_l for l = 1..L, same shapes as z.
   MatrixMap<T> delta(Index l, Index rows) { return {delta_[l - 1].data(), rows, sizes_[l]}; }
+  // Room for W_l^T (sizes[l+1], sizes[l]) for l = 1..L-1, where the layer is narrow enough for
+  // the backward pass to multiply by it with small_gemm; else nullptr.
+  T* transposed_weights(Index l) { return wt_[l].size() ? wt_[l].data() : nullptr; }
 
  private:
   std::vector<Index> sizes_;
   Index max_rows_;
-  std::vector<RowMatrix<T>> z_, delta_;
+  std::vector<RowMatrix<T>> z_, delta_, wt_;
 };
 
 // Raises std::invalid_argument when the network's description is unusable: fewer than two

@@ -9,7 +9,8 @@
 // with which A is read:
 //   forward:          C = Z W + b      a(i, p) = Z[i, p]    B = W    (bias and relu fused)
 //   weight gradient:  C = Z^T Delta    a(i, p) = Z[p, i]    B = Delta
-//   error to below:   C = Delta W^T    a(i, p) = Delta[i, p]  B = W^T (a transposed copy)
+//   error to below:   C = Delta W^T    a(i, p) = Delta[i, p]  B = W^T (see transpose below;
+//                                                               relu's derivative fused)
 // Vector widths come from Eigen's packet types, so each instruction-set build of the core
 // (baseline, AVX2, AVX-512) gets its own.
 #pragma once
@@ -18,8 +19,9 @@
 
 namespace fastmlp {
 
-// What the kernel does to each output before storing it.
-enum class GemmEpilogue { none, relu };
+// What the kernel does to each output before storing it: nothing, relu, or keep it only where
+// the gate (an array of C's layout, e.g. a relu layer's output) is positive: relu's derivative.
+enum class GemmEpilogue { none, relu, relu_gate };
 
 // A strided view of the left operand: element (i, p) is data[i * row_stride + p * col_stride].
 template <class T>
@@ -29,11 +31,18 @@ struct StridedOperand {
   Index col_stride;
 };
 
-// C (m, n), rows ldc apart, <- epilogue(A (m, k) B (k, n) + bias), where B's rows are ldb apart
-// and bias is (n,) or nullptr. C must not overlap A, B or bias.
+// C (m, n), rows ldc apart, <- epilogue(A (m, k) B (k, n) + bias), where B's rows are ldb apart,
+// bias is (n,) or nullptr and gate (m, n) (rows ldc apart) is read by relu_gate only. C must
+// not overlap A, B, bias or gate.
 template <class T>
 void small_gemm(Index m, Index n, Index k, StridedOperand<T> A, const T* B, Index ldb,
-                const T* bias, T* C, Index ldc, GemmEpilogue epilogue = GemmEpilogue::none);
+                const T* bias, T* C, Index ldc, GemmEpilogue epilogue = GemmEpilogue::none,
+                const T* gate = nullptr);
+
+// out (cols, rows) <- a (rows, cols) transposed, by square blocks of vector registers: the
+// right operand of Delta W^T, ten times faster than Eigen's element-wise transposing copy.
+template <class T>
+void transpose(const T* a, Index rows, Index cols, T* out);
 
 // Whether small_gemm beats Eigen's one-threaded GEMM on C (m, n) = A (m, k) B (k, n): when no
 // column is left for its scalar loop and A, B and C fit in a small L2 cache together (see
