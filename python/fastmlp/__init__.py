@@ -5,11 +5,14 @@
 - :mod:`fastmlp.reference`: the same low-level network in plain NumPy, the tests' oracle.
 - :func:`load` reads a model written by ``estimator.save(path)``; :func:`from_sklearn`
   converts a fitted scikit-learn MLP, ``estimator.to_sklearn()`` the other way.
+- ``device="cuda"`` trains and predicts on a GPU where fastmlp was built with CUDA;
+  :func:`cuda_available` says whether it can here, :func:`build_info` what was built.
 """
 
 from fastmlp._classifier import MLPClassifier
 from fastmlp._config import config_context, get_config, set_config
 from fastmlp._core import build_info
+from fastmlp._cuda import cuda_available
 from fastmlp._network import MLP
 from fastmlp._persistence import ModelFormatError, load
 from fastmlp._regressor import MLPRegressor
@@ -25,6 +28,7 @@ __all__ = [
     "__version__",
     "build_info",
     "config_context",
+    "cuda_available",
     "from_sklearn",
     "get_config",
     "load",

@@ -1,4 +1,5 @@
-"""Command line: ``python -m fastmlp demo``, ``bench``, ``info``, ``train`` and ``predict``."""
+"""Command line: ``python -m fastmlp demo``, ``bench``, ``bench-gpu``, ``info``, ``train`` and
+``predict``."""
 
 import argparse
 import importlib.util
@@ -94,6 +95,14 @@ def _save_loss_curve(model, path):
 def _bench(args):
     """Train fastmlp, scikit-learn and PyTorch side by side; print and save the table."""
     from fastmlp._bench import run
+
+    run(args.workloads, repeats=args.repeats, out_dir=args.out)
+    return 0
+
+
+def _bench_gpu(args):
+    """Train fastmlp (device="cuda") and PyTorch on the same GPU; print and save the table."""
+    from fastmlp._bench_gpu import run
 
     run(args.workloads, repeats=args.repeats, out_dir=args.out)
     return 0
@@ -279,6 +288,13 @@ def main(argv=None):
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--out", default=None, help="folder for results.json and results.png")
     bench.set_defaults(run=_bench)
+    bench_gpu = commands.add_parser("bench-gpu", help=_bench_gpu.__doc__)
+    bench_gpu.add_argument(
+        "--workloads", nargs="+", default=["wide", "narrow"], choices=["wide", "narrow"]
+    )
+    bench_gpu.add_argument("--repeats", type=int, default=5)
+    bench_gpu.add_argument("--out", default=None, help="folder for gpu_results.json")
+    bench_gpu.set_defaults(run=_bench_gpu)
     info = commands.add_parser("info", help=_info.__doc__)
     info.set_defaults(run=_info)
 

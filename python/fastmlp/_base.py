@@ -3,8 +3,9 @@
 Python holds the state (``coefs_``, ``intercepts_``, optimizer moments: NumPy arrays) and the
 per-epoch rules (shuffling with scikit-learn's random stream, schedules, stopping, early
 stopping); the C++ core runs each epoch's minibatches, the forward pass and L-BFGS's loss and
-gradient. Every rule follows scikit-learn's ``sklearn/neural_network`` so that the same data,
-parameters and ``random_state`` give the same model.
+gradient, on the CPU or, with ``device="cuda"``, on a GPU (see fastmlp._epochs). Every rule
+follows scikit-learn's ``sklearn/neural_network`` so that the same data, parameters and
+``random_state`` give the same model.
 """
 
 import warnings
@@ -15,12 +16,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state, shuffle
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fastmlp import _core
+from fastmlp import _core, _cuda
 from fastmlp._arrays import aligned_copy, all_finite, contiguous, dense, is_aligned
+from fastmlp._cuda import DeviceOptions
+from fastmlp._epochs import epoch_runner
 from fastmlp._lbfgs import fit_lbfgs
 from fastmlp._optimizers import AdamState, SGDState
 from fastmlp._progress import EpochProgress
@@ -62,6 +65,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "device": [DeviceOptions()],
     }
 
     @abstractmethod
@@ -91,6 +95,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         epsilon,
         n_iter_no_change,
         max_fun,
+        device,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -116,6 +121,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.device = device
 
     # --- what subclasses provide -------------------------------------------------------------
 
@@ -140,10 +146,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         hidden = self.hidden_layer_sizes
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         self._check_weights([self.n_features_in_, *hidden, self.n_outputs_])
+        device = _cuda.resolve_device(self.device)
         dtype = self._model_dtype()
         X = dense(X, dtype)
         coefs = [contiguous(c, dtype) for c in self.coefs_]
         intercepts = [contiguous(b, dtype) for b in self.intercepts_]
+        if device is not None:
+            return _cuda.module().forward(
+                X, coefs, intercepts, self.activation, self.out_activation_, device=device
+            )
         return _core.forward(X, coefs, intercepts, self.activation, self.out_activation_)
 
     def _forward_pass_fast(self, X, check_input=True):
@@ -186,6 +197,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     # --- fitting ------------------------------------------------------------------------------
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
+        # A missing GPU fails the fit before any work, and before any state changes.
+        device = _cuda.resolve_device(self.device)
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -217,9 +230,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.intercepts_ = [aligned_copy(b, dtype) for b in self.intercepts_]
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, sample_weight, incremental)
+            self._fit_stochastic(X, y, sample_weight, incremental, device)
         else:
-            fit_lbfgs(self, X, y, sample_weight)
+            fit_lbfgs(self, X, y, sample_weight, device)
         if not all_finite(self.coefs_ + self.intercepts_):
             raise ValueError(_NON_FINITE_WEIGHTS)
         return self
@@ -265,7 +278,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
         return AdamState(params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
 
-    def _fit_stochastic(self, X, y, sample_weight, incremental):
+    def _fit_stochastic(self, X, y, sample_weight, incremental, device):
         params = self.coefs_ + self.intercepts_
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer(params)
@@ -315,6 +328,23 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
 
+        network = dict(
+            activation=self.activation,
+            output_activation=self.out_activation_,
+            loss=self._core_loss_name(),
+            alpha=self.alpha,
+        )
+        # On a GPU, the host's coefs_, intercepts_ and moments are stale until to_host().
+        epochs = epoch_runner(
+            device,
+            X_train,
+            Y_train,
+            sample_weight_train,
+            self.coefs_,
+            self.intercepts_,
+            self._optimizer,
+            network,
+        )
         progress = EpochProgress(
             1 if incremental else self.max_iter, n_samples, type(self).__name__
         )
@@ -322,22 +352,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
-                    sample_idx = contiguous(
-                        shuffle(sample_idx, random_state=self._random_state), np.int64
-                    )
-                accumulated_loss, t = _core.train_epoch(
-                    X_train,
-                    Y_train,
-                    sample_weight_train,
-                    sample_idx,
-                    batch_size,
-                    self.coefs_,
-                    self.intercepts_,
-                    activation=self.activation,
-                    output_activation=self.out_activation_,
-                    loss=self._core_loss_name(),
-                    alpha=self.alpha,
-                    **self._optimizer.core_arguments(),
+                    sample_idx = _shuffled(sample_idx, self._random_state)
+                accumulated_loss, t = epochs.train_epoch(
+                    sample_idx, batch_size, self._optimizer.core_arguments()
                 )
                 self._optimizer.epoch_done(t)
                 self.n_iter_ += 1
@@ -347,11 +364,15 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 progress.update(self.loss_)
                 if self.verbose:
                     print(f"Iteration {self.n_iter_:d}, loss = {self.loss_:.8f}")
-                if not (early_stopping or np.isfinite(self.loss_) or all_finite(params)):
+                if not (early_stopping or np.isfinite(self.loss_)):
                     # A non-finite weight stays non-finite, and scikit-learn raises this error
                     # after the last epoch: raise it now. (With early stopping, the best finite
                     # weights come back at the end, so training goes on as in scikit-learn.)
-                    raise ValueError(_NON_FINITE_WEIGHTS)
+                    epochs.to_host()
+                    if not all_finite(params):
+                        raise ValueError(_NON_FINITE_WEIGHTS)
+                if early_stopping:
+                    epochs.to_host()  # scored, and perhaps kept as the best, on the host
 
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sample_weight_val)
                 self._optimizer.iteration_ends(self.t_)
@@ -377,6 +398,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             warnings.warn("Training interrupted by user.", stacklevel=_USER_STACKLEVEL)
         finally:
             progress.close()
+        epochs.to_host()
         if early_stopping:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
@@ -481,6 +503,17 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _check_fitted(self):
         check_is_fitted(self, ["coefs_", "intercepts_"])
+
+
+def _shuffled(order, random_state):
+    """order permuted as ``sklearn.utils.shuffle(order, random_state=random_state)`` does it.
+
+    The same draw (``random_state.shuffle`` of ``arange(n)``, then indexing), without shuffle's
+    input checks and dispatch, which took longer than the draw itself on short epochs.
+    """
+    permutation = np.arange(order.shape[0])
+    random_state.shuffle(permutation)
+    return order[permutation]
 
 
 def _optimizer_for_params(optimizer, params):

@@ -123,9 +123,8 @@ class SklearnEngine(FastmlpEngine):
     name = "scikit-learn"
 
     def __init__(self, workload):
-        from sklearn.neural_network import MLPClassifier
-
-        self.model = MLPClassifier(**FastmlpEngine(workload).model.get_params())
+        # scikit-learn's MLP with the same parameters (less fastmlp's device).
+        self.model = FastmlpEngine(workload).model.to_sklearn()
 
 
 class TorchEngine:

@@ -78,7 +78,11 @@ def available_variants():
 
 def build_info():
     """What was built and loaded: version, variant, OpenMP, threads, CUDA, Eigen and its SIMD."""
+    from fastmlp import _cuda
+
     info = dict(_module.build_info())
+    # The CPU modules know nothing of the separate CUDA module: ask it (see fastmlp._cuda).
+    info["cuda"] = _cuda.build_info()
     info["variant"] = variant
     info["variant_chosen_by"] = _chosen_by
     info["variants_available"] = available_variants()

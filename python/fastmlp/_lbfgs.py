@@ -1,5 +1,10 @@
 """L-BFGS for the estimators: SciPy's L-BFGS-B driving the core's full-batch loss and gradient,
-with scikit-learn's options, iteration count and convergence warning."""
+with scikit-learn's options, iteration count and convergence warning.
+
+On a GPU, X, Y and the sample weights stay on the device for the whole fit; each evaluation
+uploads the parameters L-BFGS-B proposes and downloads the gradients, which SciPy needs on the
+host anyway.
+"""
 
 import warnings
 
@@ -9,7 +14,7 @@ import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from fastmlp import _core
+from fastmlp import _core, _cuda
 from fastmlp._arrays import aligned_empty, contiguous
 
 # Frames from warnings.warn up to the user's line: fit_lbfgs, _fit, fit or partial_fit,
@@ -24,8 +29,11 @@ def _scipy_lbfgs_iprint_options(iprint):
     return {"iprint": iprint} if (major, minor) < (1, 15) else {}
 
 
-def fit_lbfgs(est, X, y, sample_weight):
-    """Fit est (a BaseMultilayerPerceptron) by L-BFGS; sets coefs_, intercepts_, loss_, n_iter_."""
+def fit_lbfgs(est, X, y, sample_weight, device=None):
+    """Fit est (a BaseMultilayerPerceptron) by L-BFGS; sets coefs_, intercepts_, loss_, n_iter_.
+
+    device is None for the CPU, else the index of the CUDA device to compute on.
+    """
     dtype = X.dtype
     Y = contiguous(y, dtype)
     if sample_weight is not None:
@@ -47,23 +55,12 @@ def fit_lbfgs(est, X, y, sample_weight):
     grads = [aligned_empty(s, dtype) for s in shapes]
     flat = aligned_empty(bounds[-1], dtype)
     coef_grads, intercept_grads = grads[:n_layers], grads[n_layers:]
+    evaluate = _loss_and_gradients(est, X, Y, sample_weight, device)
 
     def loss_and_grad(packed):
         flat[...] = packed
         coefs, intercepts = split(flat)
-        loss = _core.loss_and_gradients(
-            X,
-            Y,
-            sample_weight,
-            coefs,
-            intercepts,
-            coef_grads,
-            intercept_grads,
-            est.activation,
-            est.out_activation_,
-            est._core_loss_name(),
-            est.alpha,
-        )
+        loss = evaluate(coefs, intercepts, coef_grads, intercept_grads)
         return loss, np.concatenate([g.ravel() for g in grads], dtype=np.float64)
 
     packed = np.concatenate([p.ravel() for p in (*est.coefs_, *est.intercepts_)])
@@ -104,3 +101,54 @@ def fit_lbfgs(est, X, y, sample_weight):
     coefs, intercepts = split(np.array(result.x, dtype=dtype))
     est.coefs_ = [contiguous(c, dtype) for c in coefs]
     est.intercepts_ = [contiguous(b, dtype) for b in intercepts]
+
+
+def _loss_and_gradients(est, X, Y, sample_weight, device):
+    """A function (coefs, intercepts, coef_grads, intercept_grads) -> loss on the full batch.
+
+    It writes the gradients into the given host arrays, in place.
+    """
+    activation, output, loss = est.activation, est.out_activation_, est._core_loss_name()
+    if device is None:
+
+        def on_cpu(coefs, intercepts, coef_grads, intercept_grads):
+            return _core.loss_and_gradients(
+                X,
+                Y,
+                sample_weight,
+                coefs,
+                intercepts,
+                coef_grads,
+                intercept_grads,
+                activation,
+                output,
+                loss,
+                est.alpha,
+            )
+
+        return on_cpu
+
+    # The trainer holds the data on the device; its optimizer moments (SGD's velocities, as
+    # it needs some) are never used: L-BFGS-B's own state lives in SciPy, on the host.
+    params = est.coefs_ + est.intercepts_
+    trainer = _cuda.module().Trainer(
+        X,
+        Y,
+        sample_weight,
+        est.coefs_,
+        est.intercepts_,
+        [np.zeros_like(p) for p in params],
+        [],
+        activation,
+        output,
+        loss,
+        "sgd",
+        device=device,
+    )
+
+    def on_gpu(coefs, intercepts, coef_grads, intercept_grads):
+        return trainer.loss_and_gradients(
+            coefs, intercepts, coef_grads, intercept_grads, est.alpha
+        )
+
+    return on_gpu

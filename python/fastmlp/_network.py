@@ -1,8 +1,10 @@
 """fastmlp.MLP: the low-level network, computed by the C++ core."""
 
+import functools
+
 import numpy as np
 
-from fastmlp import _core, reference
+from fastmlp import _core, _cuda, reference
 
 
 class MLP(reference.MLP):
@@ -10,8 +12,8 @@ class MLP(reference.MLP):
 
     The parameters, their checks, the initial weights and ``sgd_step`` are those of
     :class:`fastmlp.reference.MLP` (this class inherits them, so the two cannot drift apart);
-    ``forward`` and ``backward`` call the core, and the tests hold them to the reference's
-    results.
+    ``forward`` and ``backward`` call the core, on the CPU or on a GPU, and the tests hold them
+    to the reference's results.
 
     Parameters
     ----------
@@ -27,6 +29,11 @@ class MLP(reference.MLP):
         Seeds scikit-learn's Glorot-uniform initial weights.
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights.
+    device : {"cpu", "cuda"} or "cuda:<index>", default="cpu"
+        Where ``forward`` and ``backward`` (so ``sgd_step``) compute. The parameters stay
+        NumPy arrays on the host; each call uploads them with X and downloads the result.
+        "cuda" needs fastmlp built with CUDA and a CUDA device: checked here and at each call,
+        with a RuntimeError that says which is missing.
 
     Examples
     --------
@@ -35,6 +42,23 @@ class MLP(reference.MLP):
     >>> net.forward(np.zeros((4, 2))).shape
     (4, 1)
     """
+
+    def __init__(
+        self,
+        layer_sizes,
+        activation="relu",
+        output_activation="identity",
+        loss="squared_error",
+        dtype="float64",
+        random_state=None,
+        alpha=0.0,
+        device="cpu",
+    ):
+        super().__init__(
+            layer_sizes, activation, output_activation, loss, dtype, random_state, alpha
+        )
+        _cuda.resolve_device(device)  # fail now rather than at the first pass
+        self.device = device
 
     def forward(self, X):
         """Compute the network's outputs.
@@ -48,7 +72,17 @@ class MLP(reference.MLP):
         H : ndarray of shape (n_samples, n_outputs)
             Output activations, of the network's dtype.
         """
+        device = _cuda.resolve_device(self.device)
         X = np.ascontiguousarray(self._check_X(X))
+        if device is not None:
+            return _cuda.module().forward(
+                X,
+                self._coefs,
+                self._intercepts,
+                self.activation,
+                self.output_activation,
+                device=device,
+            )
         return _core.forward(
             X, self._coefs, self._intercepts, self.activation, self.output_activation
         )
@@ -70,11 +104,18 @@ class MLP(reference.MLP):
         coef_grads : list of ndarray of shape (fan_in, fan_out)
         intercept_grads : list of ndarray of shape (fan_out,)
         """
+        device = _cuda.resolve_device(self.device)
         self._check_trainable()
         X, Y, w = self._check_targets(X, Y, sample_weight)
         coef_grads = [np.empty_like(W) for W in self._coefs]
         intercept_grads = [np.empty_like(b) for b in self._intercepts]
-        loss = _core.loss_and_gradients(
+        if device is None:
+            loss_and_gradients = _core.loss_and_gradients
+        else:
+            loss_and_gradients = functools.partial(
+                _cuda.module().loss_and_gradients, device=device
+            )
+        loss = loss_and_gradients(
             np.ascontiguousarray(X),
             np.ascontiguousarray(Y),
             None if sample_weight is None else np.ascontiguousarray(w),

@@ -134,7 +134,10 @@ def load(path):
     Returns
     -------
     estimator : MLPClassifier or MLPRegressor
-        The fitted estimator, ready to predict and to continue training.
+        The fitted estimator, ready to predict and to continue training. Its ``device`` is the
+        one it was saved with: a model saved with ``device="cuda"`` loads anywhere (its state
+        is plain arrays), but predicts and trains only where a GPU is usable, and raises a
+        RuntimeError that says so elsewhere; ``set_params(device="cpu")`` moves it to the CPU.
 
     Raises
     ------

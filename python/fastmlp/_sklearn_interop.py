@@ -8,6 +8,9 @@ rebuilds the optimizer as the other library's class with the same moments: the c
 estimator predicts the same and, with ``partial_fit`` or a warm-started ``fit``, goes on
 training from the same state.
 
+fastmlp's one extra parameter, ``device``, has no counterpart: ``to_sklearn`` drops it, and
+``from_sklearn`` gives the default, 'cpu' (the fitted state lives on the host either way).
+
 Two values keep the meaning of the library that computed them: for multi-output squared-error
 regression, fastmlp's ``loss_``, ``loss_curve_`` and ``best_loss_`` are the loss whose gradient
 both libraries follow, scikit-learn's are that loss's data term divided by the number of outputs
@@ -27,6 +30,8 @@ _TO_SKLEARN_OPTIMIZER = {
     AdamState: sk_optimizers.AdamOptimizer,
 }
 _FROM_SKLEARN_OPTIMIZER = {sk: ours for ours, sk in _TO_SKLEARN_OPTIMIZER.items()}
+# Parameters that scikit-learn's MLP does not take.
+_FASTMLP_ONLY_PARAMS = ("device",)
 # scikit-learn's L-BFGS bookkeeping, rebuilt on its side and not needed on ours.
 _LBFGS_INDEX_ATTRIBUTES = ("_coef_indptr", "_intercept_indptr")
 
@@ -54,7 +59,7 @@ def to_sklearn(estimator):
         MLPRegressor: neural_network.MLPRegressor,
     }
     target = _target_class(estimator, classes)
-    result = _convert(estimator, target, _TO_SKLEARN_OPTIMIZER)
+    result = _convert(estimator, target, _TO_SKLEARN_OPTIMIZER, _FASTMLP_ONLY_PARAMS)
     if hasattr(result, "coefs_") and result.solver == "lbfgs":
         result._coef_indptr, result._intercept_indptr = _lbfgs_index(result.coefs_)
     return result
@@ -109,11 +114,13 @@ def _target_class(estimator, classes):
     )
 
 
-def _convert(estimator, target, optimizer_classes):
+def _convert(estimator, target, optimizer_classes, dropped_params=()):
     params = estimator.get_params(deep=False)
-    result = target(**params)
+    result = target(
+        **{name: value for name, value in params.items() if name not in dropped_params}
+    )
     # Everything that __init__ does not set is fitted state: copy it all, deeply.
-    init_attributes = set(vars(result))
+    init_attributes = set(vars(result)) | set(params)
     for name, value in vars(estimator).items():
         if name in init_attributes:
             continue
