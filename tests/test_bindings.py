@@ -104,7 +104,7 @@ def test_train_epoch_checks_its_arguments():
         epoch(X, Y, order.astype(np.int32), coefs, intercepts)
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         epoch(X, Y, order, coefs, intercepts, batch_size=0)
-    with pytest.raises(ValueError, match="optimizer state holds 3 and 0 arrays, expected 4"):
+    with pytest.raises(ValueError, match="first holds 3 arrays, expected 4"):
         epoch(X, Y, order, coefs, intercepts, first=[np.zeros((3, 4))] * 3)
     with pytest.raises(ValueError, match="batch_split is 'sometimes', expected 'auto'"):
         epoch(X, Y, order, coefs, intercepts, batch_split="sometimes")

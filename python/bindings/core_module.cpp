@@ -14,6 +14,7 @@
 #include "fastmlp/optimizer.hpp"
 #include "fastmlp/parallel.hpp"
 #include "fastmlp/training.hpp"
+#include "network_args.hpp"
 
 namespace py = pybind11;
 
@@ -21,68 +22,15 @@ namespace fastmlp::bindings {
 
 namespace {
 
-py::array as_ndarray(const py::handle& obj, const std::string& name) {
-  if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(name + " must be a numpy.ndarray, got " +
-                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
-  }
-  return py::reinterpret_borrow<py::array>(obj);
-}
-
-// Per-layer arrays of one list (coefs, intercepts, gradients, optimizer moments), checked
-// against the layer sizes.
-template <class T>
-std::vector<T*> layer_pointers(const py::list& arrays, const std::string& name,
-                               const std::vector<Index>& sizes, bool matrices, bool writeable) {
-  const std::size_t n_layers = sizes.size() - 1;
-  if (arrays.size() != n_layers) {
-    throw py::value_error(name + " holds " + std::to_string(arrays.size()) + " arrays, expected " +
-                          std::to_string(n_layers) + " (one per layer)");
-  }
-  std::vector<T*> pointers;
-  for (std::size_t l = 0; l < n_layers; ++l) {
-    py::array a = as_ndarray(arrays[l], name + "[" + std::to_string(l) + "]");
-    if (matrices) {
-      check_array<T>(a, name + "[" + std::to_string(l) + "]", {sizes[l], sizes[l + 1]}, writeable);
-    } else {
-      check_array<T>(a, name + "[" + std::to_string(l) + "]", {sizes[l + 1]}, writeable);
-    }
-    // The data stays valid: the caller's list holds the arrays for the whole call.
-    pointers.push_back(static_cast<T*>(const_cast<void*>(a.data())));
-  }
-  return pointers;
-}
-
 // The network described by coefs[l] (sizes[l], sizes[l+1]) and intercepts[l] (sizes[l+1],).
 template <class T>
 Network<T> make_network(const py::list& coefs, const py::list& intercepts,
                         const std::string& activation, const std::string& output_activation,
                         Loss loss, bool writeable) {
-  if (coefs.size() == 0) throw py::value_error("coefs is empty: a network needs a layer");
-  Network<T> net;
-  net.hidden = parse_activation(activation);
-  net.output = parse_activation(output_activation);
-  for (std::size_t l = 0; l < coefs.size(); ++l) {
-    py::array a = as_ndarray(coefs[l], "coefs[" + std::to_string(l) + "]");
-    if (a.ndim() != 2) {
-      throw py::value_error("coefs[" + std::to_string(l) + "] has shape " + shape_string(a) +
-                            ", expected a 2-D (fan_in, fan_out) array");
-    }
-    if (l == 0) net.sizes.push_back(a.shape(0));
-    net.sizes.push_back(a.shape(1));
-  }
-  check_network(net, loss);
+  Network<T> net = network_shape<T>(coefs, activation, output_activation, loss);
   net.coefs = layer_pointers<T>(coefs, "coefs", net.sizes, true, writeable);
   net.intercepts = layer_pointers<T>(intercepts, "intercepts", net.sizes, false, writeable);
   return net;
-}
-
-template <class T>
-const T* sample_weight_pointer(const py::object& sample_weight, py::ssize_t n_samples) {
-  if (sample_weight.is_none()) return nullptr;
-  py::array w = as_ndarray(sample_weight, "sample_weight");
-  check_array<T>(w, "sample_weight", {n_samples});
-  return const_data<T>(w);
 }
 
 template <class T>
@@ -141,44 +89,12 @@ py::tuple train_epoch_typed(const py::array& X, const py::array& Y, const py::ob
   check_array<T>(X, "X", {-1, net.n_inputs()});
   const Index rows = X.shape(0);
   check_array<T>(Y, "Y", {rows, net.n_outputs()});
-  check_array<std::int64_t>(order, "order", {-1});
+  const std::int64_t* idx = order_pointer(order, rows);
   if (batch_size < 1) throw py::value_error("batch_size must be at least 1");
-  const std::int64_t* idx = const_data<std::int64_t>(order);
-  for (py::ssize_t i = 0; i < order.shape(0); ++i) {
-    if (idx[i] < 0 || idx[i] >= rows) {
-      throw py::index_error("order[" + std::to_string(i) + "] = " + std::to_string(idx[i]) +
-                            " is not a row of X (which has " + std::to_string(rows) + " rows)");
-    }
-  }
-  // Moments: coefs then intercepts, as scikit-learn orders its params.
-  py::list first_coefs, first_intercepts, second_coefs, second_intercepts;
-  const std::size_t L = std::size_t(net.n_layers());
-  const std::size_t n_second = config.solver == Solver::adam ? 2 * L : 0;
-  if (first.size() != 2 * L || second.size() != n_second) {
-    throw py::value_error("the optimizer state holds " + std::to_string(first.size()) + " and " +
-                          std::to_string(second.size()) + " arrays, expected " +
-                          std::to_string(2 * L) + " and " + std::to_string(n_second));
-  }
-  for (std::size_t l = 0; l < L; ++l) {
-    first_coefs.append(first[l]);
-    first_intercepts.append(first[L + l]);
-    if (n_second) {
-      second_coefs.append(second[l]);
-      second_intercepts.append(second[L + l]);
-    }
-  }
-  OptimizerState<T> state;
-  state.first = layer_pointers<T>(first_coefs, "optimizer moments", net.sizes, true, true);
-  for (T* p : layer_pointers<T>(first_intercepts, "optimizer moments", net.sizes, false, true)) {
-    state.first.push_back(p);
-  }
-  if (n_second) {
-    state.second = layer_pointers<T>(second_coefs, "adam second moments", net.sizes, true, true);
-    for (T* p :
-         layer_pointers<T>(second_intercepts, "adam second moments", net.sizes, false, true)) {
-      state.second.push_back(p);
-    }
-  }
+  const std::size_t L2 = 2 * std::size_t(net.n_layers());
+  const bool adam = config.solver == Solver::adam;
+  OptimizerState<T> state{moment_pointers<T>(first, "first", net.sizes, L2, true),
+                          moment_pointers<T>(second, "second", net.sizes, adam ? L2 : 0, true)};
   EpochData<T> data{ConstMatrixMap<T>(const_data<T>(X), rows, net.n_inputs()),
                     ConstMatrixMap<T>(const_data<T>(Y), rows, net.n_outputs()),
                     sample_weight_pointer<T>(sample_weight, rows),
@@ -198,20 +114,6 @@ BatchSplit parse_batch_split(const std::string& name) {
   if (name == "always") return BatchSplit::always;
   if (name == "never") return BatchSplit::never;
   throw py::value_error("batch_split is '" + name + "', expected 'auto', 'always' or 'never'");
-}
-
-// By type number: a dtype from pickle or a memory map equals NumPy's but is another object.
-bool has_dtype_of(const py::array& X, const py::dtype& dtype) {
-  return X.dtype().normalized_num() == dtype.normalized_num();
-}
-
-bool is_float32(const py::array& X) { return has_dtype_of(X, py::dtype::of<float>()); }
-
-void check_floating(const py::array& X) {
-  if (!is_float32(X) && !has_dtype_of(X, py::dtype::of<double>())) {
-    throw py::type_error("X has dtype " + std::string(py::str(X.dtype())) +
-                         ", expected float32 or float64");
-  }
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "fastmlp/loss.hpp"
 #include "fastmlp/network.hpp"
 #include "fastmlp/optimizer.hpp"
+#include "network_args.hpp"
 
 namespace py = pybind11;
 
@@ -44,27 +45,6 @@ static_assert(int(Solver::sgd) == int(cuda::SolverKind::sgd) &&
                   int(Solver::adam) == int(cuda::SolverKind::adam),
               "cuda::SolverKind must list fastmlp::Solver's values in the same order");
 
-py::array as_ndarray(const py::handle& obj, const std::string& name) {
-  if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(name + " must be a numpy.ndarray, got " +
-                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
-  }
-  return py::reinterpret_borrow<py::array>(obj);
-}
-
-bool has_dtype_of(const py::array& X, const py::dtype& dtype) {
-  return X.dtype().normalized_num() == dtype.normalized_num();
-}
-
-bool is_float32(const py::array& X) { return has_dtype_of(X, py::dtype::of<float>()); }
-
-void check_floating(const py::array& X) {
-  if (!is_float32(X) && !has_dtype_of(X, py::dtype::of<double>())) {
-    throw py::type_error("X has dtype " + std::string(py::str(X.dtype())) +
-                         ", expected float32 or float64");
-  }
-}
-
 // Raised once every argument has passed its checks: the device must exist.
 void require_device(int device) {
   const int count = cuda::device_count();
@@ -81,32 +61,6 @@ void check_device_argument(int device) {
   if (device < 0) throw py::index_error("device must be >= 0, got " + std::to_string(device));
 }
 
-// A list of per-layer arrays checked against the layer sizes (matrices: (sizes[l],
-// sizes[l+1]); vectors: (sizes[l+1],)), returned as data pointers. The caller's list keeps
-// the arrays alive for the whole call.
-template <class T>
-std::vector<T*> layer_pointers(const py::list& arrays, const std::string& name,
-                               const std::vector<Index>& sizes, bool matrices, bool writeable,
-                               std::size_t first_index = 0) {
-  const std::size_t n_layers = sizes.size() - 1;
-  if (arrays.size() != n_layers) {
-    throw py::value_error(name + " holds " + std::to_string(arrays.size()) + " arrays, expected " +
-                          std::to_string(n_layers) + " (one per layer)");
-  }
-  std::vector<T*> pointers;
-  for (std::size_t l = 0; l < n_layers; ++l) {
-    const std::string item = name + "[" + std::to_string(first_index + l) + "]";
-    py::array a = as_ndarray(arrays[l], item);
-    if (matrices) {
-      check_array<T>(a, item, {sizes[l], sizes[l + 1]}, writeable);
-    } else {
-      check_array<T>(a, item, {sizes[l + 1]}, writeable);
-    }
-    pointers.push_back(static_cast<T*>(const_cast<void*>(a.data())));
-  }
-  return pointers;
-}
-
 template <class T>
 std::vector<const T*> to_const_pointers(const std::vector<T*>& v) {
   return std::vector<const T*>(v.begin(), v.end());
@@ -117,20 +71,7 @@ std::vector<const T*> to_const_pointers(const std::vector<T*>& v) {
 template <class T>
 cuda::NetSpec describe_network(const py::list& coefs, const std::string& activation,
                                const std::string& output_activation, Loss loss) {
-  if (coefs.size() == 0) throw py::value_error("coefs is empty: a network needs a layer");
-  Network<T> net;
-  net.hidden = parse_activation(activation);
-  net.output = parse_activation(output_activation);
-  for (std::size_t l = 0; l < coefs.size(); ++l) {
-    py::array a = as_ndarray(coefs[l], "coefs[" + std::to_string(l) + "]");
-    if (a.ndim() != 2) {
-      throw py::value_error("coefs[" + std::to_string(l) + "] has shape " + shape_string(a) +
-                            ", expected a 2-D (fan_in, fan_out) array");
-    }
-    if (l == 0) net.sizes.push_back(a.shape(0));
-    net.sizes.push_back(a.shape(1));
-  }
-  check_network(net, loss);
+  const Network<T> net = network_shape<T>(coefs, activation, output_activation, loss);
   cuda::NetSpec spec;
   spec.sizes.assign(net.sizes.begin(), net.sizes.end());
   spec.hidden = static_cast<cuda::Act>(net.hidden);
@@ -169,37 +110,11 @@ cuda::HostParamsOut<T> host_grads(const py::list& coef_grads, const py::list& in
           layer_pointers<T>(intercept_grads, "intercept_grads", sizes, false, true)};
 }
 
-// Optimizer moments: 2L arrays, coefs' shapes then intercepts' (as fastmlp._core.train_epoch
-// takes them); `count` is 2L, or 0 where the solver has none (sgd's second moments).
+// Optimizer moments (see network_args.hpp), against the network's sizes.
 template <class T>
-std::vector<T*> moment_pointers(const py::list& arrays, const std::string& name,
-                                const cuda::NetSpec& spec, std::size_t count, bool writeable) {
-  const std::size_t L = std::size_t(spec.n_layers());
-  if (arrays.size() != count) {
-    throw py::value_error(name + " holds " + std::to_string(arrays.size()) + " arrays, expected " +
-                          std::to_string(count) +
-                          (count ? " (coefs' shapes, then intercepts')" : " for this solver"));
-  }
-  if (count == 0) return {};
-  py::list coef_part, intercept_part;
-  for (std::size_t l = 0; l < L; ++l) {
-    coef_part.append(arrays[l]);
-    intercept_part.append(arrays[L + l]);
-  }
-  const auto sizes = index_sizes(spec);
-  std::vector<T*> out = layer_pointers<T>(coef_part, name, sizes, true, writeable);
-  for (T* p : layer_pointers<T>(intercept_part, name, sizes, false, writeable, L)) {
-    out.push_back(p);
-  }
-  return out;
-}
-
-template <class T>
-const T* sample_weight_pointer(const py::object& sample_weight, py::ssize_t n_samples) {
-  if (sample_weight.is_none()) return nullptr;
-  py::array w = as_ndarray(sample_weight, "sample_weight");
-  check_array<T>(w, "sample_weight", {n_samples});
-  return const_data<T>(w);
+std::vector<T*> moment_pointers_for(const py::list& arrays, const std::string& name,
+                                    const cuda::NetSpec& spec, std::size_t count, bool writeable) {
+  return moment_pointers<T>(arrays, name, index_sizes(spec), count, writeable);
 }
 
 template <class T>
@@ -273,16 +188,8 @@ class PyTrainer {
   py::tuple train_epoch(const py::array& order, py::ssize_t batch_size, double alpha,
                         double learning_rate, double momentum, bool nesterov, double beta_1,
                         double beta_2, double epsilon, std::int64_t t) {
-    check_array<std::int64_t>(order, "order", {-1});
+    const std::int64_t* idx = order_pointer(order, n_samples());
     if (batch_size < 1) throw py::value_error("batch_size must be at least 1");
-    const std::int64_t* idx = const_data<std::int64_t>(order);
-    const std::int64_t rows = n_samples();
-    for (py::ssize_t i = 0; i < order.shape(0); ++i) {
-      if (idx[i] < 0 || idx[i] >= rows) {
-        throw py::index_error("order[" + std::to_string(i) + "] = " + std::to_string(idx[i]) +
-                              " is not a row of X (which has " + std::to_string(rows) + " rows)");
-      }
-    }
     // As the CPU core: an empty epoch does nothing (and does not ask for a derivative).
     if (order.shape(0) > 0) check_trainable_spec(spec_);
     const cuda::StepConfig config{learning_rate, momentum, nesterov, beta_1, beta_2, epsilon};
@@ -346,9 +253,9 @@ class PyTrainer {
     const T* w = sample_weight_pointer<T>(sample_weight, rows);
     const std::size_t L2 = 2 * std::size_t(spec_.n_layers());
     const bool adam = solver_ == cuda::SolverKind::adam;
-    const auto m1 = to_const_pointers(moment_pointers<T>(first, "first", spec_, L2, false));
+    const auto m1 = to_const_pointers(moment_pointers_for<T>(first, "first", spec_, L2, false));
     const auto m2 =
-        to_const_pointers(moment_pointers<T>(second, "second", spec_, adam ? L2 : 0, false));
+        to_const_pointers(moment_pointers_for<T>(second, "second", spec_, adam ? L2 : 0, false));
     check_device_argument(device);
     require_device(device);
     const T* x_data = const_data<T>(X);  // read from the Python objects while the GIL is held
@@ -367,8 +274,8 @@ class PyTrainer {
         layer_pointers<T>(intercepts, "intercepts", sizes, false, true)};
     const std::size_t L2 = 2 * std::size_t(spec_.n_layers());
     const bool adam = solver_ == cuda::SolverKind::adam;
-    const auto m1 = moment_pointers<T>(first, "first", spec_, L2, true);
-    const auto m2 = moment_pointers<T>(second, "second", spec_, adam ? L2 : 0, true);
+    const auto m1 = moment_pointers_for<T>(first, "first", spec_, L2, true);
+    const auto m2 = moment_pointers_for<T>(second, "second", spec_, adam ? L2 : 0, true);
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(mutex_);
     trainer.download(params, m1, m2);

@@ -93,24 +93,30 @@ def peak_memory_mib(fn):
     return (_rss_kib("VmHWM") - before) / 1024
 
 
+def benchmark_classifier(workload, **params):
+    """fastmlp's MLPClassifier with the benchmark's settings for workload, plus params."""
+    from fastmlp import MLPClassifier
+
+    return MLPClassifier(
+        hidden_layer_sizes=workload["hidden"],
+        solver="sgd",
+        learning_rate_init=LEARNING_RATE,
+        momentum=MOMENTUM,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        batch_size=workload["batch"],
+        max_iter=1,
+        shuffle=True,
+        random_state=0,
+        **params,
+    )
+
+
 class FastmlpEngine:
     name = "fastmlp"
 
     def __init__(self, workload):
-        from fastmlp import MLPClassifier
-
-        self.model = MLPClassifier(
-            hidden_layer_sizes=workload["hidden"],
-            solver="sgd",
-            learning_rate_init=LEARNING_RATE,
-            momentum=MOMENTUM,
-            nesterovs_momentum=False,
-            alpha=0.0,
-            batch_size=workload["batch"],
-            max_iter=1,
-            shuffle=True,
-            random_state=0,
-        )
+        self.model = benchmark_classifier(workload)
 
     def fit(self, X, y):
         self.model.fit(X, y)

@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from fastmlp._bench import LEARNING_RATE, MOMENTUM, WORKLOADS, make_data
+from fastmlp._bench import LEARNING_RATE, MOMENTUM, WORKLOADS, benchmark_classifier, make_data
 
 GPU_WORKLOADS: dict[str, dict] = {
     "wide": WORKLOADS["wide"],
@@ -50,22 +50,8 @@ class FastmlpCudaEngine:
     fused = True
 
     def __init__(self, workload):
-        from fastmlp import MLPClassifier
-
         self.workload = workload
-        self.model = MLPClassifier(
-            hidden_layer_sizes=workload["hidden"],
-            solver="sgd",
-            learning_rate_init=LEARNING_RATE,
-            momentum=MOMENTUM,
-            nesterovs_momentum=False,
-            alpha=0.0,
-            batch_size=workload["batch"],
-            max_iter=1,
-            shuffle=True,
-            random_state=0,
-            device="cuda",
-        )
+        self.model = benchmark_classifier(workload, device="cuda")
 
     def fit(self, X, y):
         from fastmlp import _epochs
