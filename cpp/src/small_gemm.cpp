@@ -206,16 +206,27 @@ constexpr Index narrowest_packet() {
 
 template <class T>
 bool prefers_small_gemm(Index m, Index n, Index k) {
-  // No scalar columns: on AVX-512, 2 left-over columns of 10 made small_gemm 4x slower than
-  // Eigen (m, n, k = 128, 10, 128). And operands that stay in the core's L2 cache: small_gemm
-  // reads all of A once per column strip of B and never repacks, so once A, B and C outgrow L2
-  // it falls behind Eigen's cache-blocked GEMM (AVX2, float32: 0.4x Eigen's speed at 256^3 and
-  // at 512 x 2048 x 1024), while within it it ran 1.1-1.6x Eigen's speed on every instruction
-  // set, from 16 x 64 x 64 up. 256 KiB is the L2 of the smallest x86 cores still common.
   using Packet = typename ei::packet_traits<T>::type;
+  // No scalar columns: on AVX-512, 2 left-over columns of 10 made small_gemm 4x slower than
+  // Eigen (m, n, k = 128, 10, 128).
+  if (n % narrowest_packet<Packet>() != 0) return false;
+  // Operands that stay in the core's L2 together: there small_gemm ran 1.1-1.6x Eigen's speed
+  // on every instruction set, from 16 x 64 x 64 up. 256 KiB is the L2 of the smallest x86 cores
+  // still common.
+  constexpr double kCache = 256.0 * 1024.0;
   const double bytes =
       (double(m) * double(k) + double(k) * double(n) + double(m) * double(n)) * double(sizeof(T));
-  return n % narrowest_packet<Packet>() == 0 && bytes <= 256.0 * 1024.0;
+  if (bytes <= kCache) return true;
+  // Larger operands: small_gemm never repacks, so every row block streams its strip of B (k rows
+  // of the strip's width) from L2 again. That keeps up with the FMAs only where each row of the
+  // strip feeds enough of them: 256 multiply-adds per row with AVX-512 and float32 (64-wide
+  // strips), where it ran 1.05-1.1x Eigen's speed on 256 x 2048 x 1024 (forward and weight
+  // gradient); with 128 (AVX-512, float64) or 64 (AVX2, float32) it fell to 0.35-0.65x. And the
+  // strip itself must fit in L2.
+  constexpr int kStripWidth = kBlockPackets * ei::unpacket_traits<Packet>::size;
+  constexpr int kMultiplyAddsPerStripRow = kBlockRows * kStripWidth;
+  const double strip_bytes = double(k) * kStripWidth * double(sizeof(T));
+  return kMultiplyAddsPerStripRow >= 256 && strip_bytes <= kCache;
 }
 
 template void small_gemm<float>(Index, Index, Index, StridedOperand<float>, const float*, Index,

@@ -45,8 +45,8 @@ template <class T>
 void transpose(const T* a, Index rows, Index cols, T* out);
 
 // Whether small_gemm beats Eigen's one-threaded GEMM on C (m, n) = A (m, k) B (k, n): when no
-// column is left for its scalar loop and A, B and C fit in a small L2 cache together (see
-// small_gemm.cpp for the measurements).
+// column is left for its scalar loop, and either A, B and C fit in a small L2 cache together
+// or (AVX-512, float32) a strip of B does (see small_gemm.cpp for the measurements).
 template <class T>
 bool prefers_small_gemm(Index m, Index n, Index k);
 
