@@ -29,6 +29,10 @@ LABELS = [
     np.array([5, -2, 7, 5, 0], dtype=np.int32),
     np.array([2, 0, 1, 2, 9, 4], dtype=np.uint8),
     np.random.RandomState(0).randint(0, 10, 500).astype(np.int16),
+    np.array([1, 0, 3, 2, 3], dtype=np.uint64),  # 0..K-1, counted by bincount
+    np.array([0, 1, 1, 0], dtype=np.int8),
+    np.array([4, 9, 4, 7], dtype=np.int64),  # small, but not 0..K-1
+    np.array([0, 10**6, 5], dtype=np.int64),  # too large to count: np.unique
 ]
 
 
