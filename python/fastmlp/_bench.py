@@ -133,19 +133,26 @@ class SklearnEngine(FastmlpEngine):
         self.model = FastmlpEngine(workload).model.to_sklearn()
 
 
+def torch_mlp(workload):
+    """The workload's network as a plain PyTorch relu MLP (seeded), on the CPU."""
+    import torch
+
+    torch.manual_seed(0)
+    sizes = [workload["n_features"], *workload["hidden"], workload["n_classes"]]
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])
+
+
 class TorchEngine:
     name = "pytorch"
 
     def __init__(self, workload):
         import torch
 
-        torch.manual_seed(0)
-        sizes = [workload["n_features"], *workload["hidden"], workload["n_classes"]]
-        layers = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-            layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
         self.torch = torch
-        self.model = torch.nn.Sequential(*layers[:-1])
+        self.model = torch_mlp(workload)
         self.batch = workload["batch"]
 
     def fit(self, X, y):

@@ -33,7 +33,14 @@ import warnings
 
 import numpy as np
 
-from fastmlp._bench import LEARNING_RATE, MOMENTUM, WORKLOADS, benchmark_classifier, make_data
+from fastmlp._bench import (
+    LEARNING_RATE,
+    MOMENTUM,
+    WORKLOADS,
+    benchmark_classifier,
+    make_data,
+    torch_mlp,
+)
 
 GPU_WORKLOADS: dict[str, dict] = {
     "wide": WORKLOADS["wide"],
@@ -118,13 +125,8 @@ class TorchCudaEngine:
     def __init__(self, workload):
         import torch
 
-        torch.manual_seed(0)
-        sizes = [workload["n_features"], *workload["hidden"], workload["n_classes"]]
-        layers = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
-            layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
         self.torch = torch
-        self.model = torch.nn.Sequential(*layers[:-1]).to(self.device)
+        self.model = torch_mlp(workload).to(self.device)
         self.batch = workload["batch"]
 
     def fit(self, X, y):
