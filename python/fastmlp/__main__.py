@@ -8,6 +8,7 @@ import sys
 import time
 import warnings
 
+from fastmlp._atomic_file import atomic_write
 from fastmlp._cli_data import DataError
 
 _DEMO_PLOT = "fastmlp_demo_loss_curve.png"
@@ -82,12 +83,13 @@ def _save_loss_curve(model, path):
     # A Figure of its own, not pyplot's: no GUI backend, no global state.
     from matplotlib.figure import Figure
 
+    from fastmlp._atomic_file import save_figure
     from fastmlp.plotting import plot_loss_curve
 
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     plot_loss_curve(model, ax=fig.subplots()).set_title("fastmlp.MLPClassifier on digits")
     try:
-        fig.savefig(path, dpi=100)
+        save_figure(fig, path)
     except (OSError, ValueError) as exc:  # ValueError: an extension matplotlib cannot write
         raise DataError(f"cannot write {path}: {exc}") from None
 
@@ -255,7 +257,7 @@ def _predict(args):
         write_columns(sys.stdout, header, predictions)
         return 0
     try:
-        with open(args.out, "w", newline="", encoding="utf-8") as file:
+        with atomic_write(args.out, "w", newline="", encoding="utf-8") as file:
             write_columns(file, header, predictions)
     except OSError as exc:
         raise DataError(f"cannot write {args.out}: {exc.strerror or exc}") from None

@@ -20,6 +20,8 @@ import warnings
 
 import numpy as np
 
+from fastmlp._atomic_file import atomic_write, save_figure
+
 WORKLOADS = {
     "small": dict(n_samples=20000, n_features=32, hidden=(64, 64), n_classes=4, batch=32),
     "mnist": dict(n_samples=30000, n_features=784, hidden=(256, 128), n_classes=10, batch=128),
@@ -235,7 +237,7 @@ def run(workloads=tuple(WORKLOADS), repeats=3, out_dir=None):
         results["workloads"][name] = dict(workload, engines=rows, ratios=ratios)
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "results.json"), "w") as f:
+        with atomic_write(os.path.join(out_dir, "results.json"), "w") as f:
             json.dump(results, f, indent=2, default=str)
         _chart(results, os.path.join(out_dir, "results.png"))
         print(f"wrote {out_dir}/results.json")
@@ -265,5 +267,6 @@ def _chart(results, path):
     ax.set_title(f"One SGD epoch, {results['machine']}")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
+    plt.close(fig)
     print(f"wrote {path}")

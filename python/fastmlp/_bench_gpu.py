@@ -33,6 +33,7 @@ import warnings
 
 import numpy as np
 
+from fastmlp._atomic_file import atomic_write
 from fastmlp._bench import (
     LEARNING_RATE,
     MOMENTUM,
@@ -274,7 +275,7 @@ def run(workloads=tuple(GPU_WORKLOADS), repeats=5, out_dir=None):
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
         path = os.path.join(out_dir, "gpu_results.json")
-        with open(path, "w") as f:
+        with atomic_write(path, "w") as f:
             json.dump(results, f, indent=2, default=str)
         print(f"wrote {path}")
     return results

@@ -15,6 +15,8 @@ import zipfile
 import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 
+from fastmlp._atomic_file import atomic_write
+
 FORMAT_NAME = "fastmlp-model"
 FORMAT_VERSION = 1
 _METADATA = "__metadata__"
@@ -120,7 +122,9 @@ def save(estimator, path):
             for i, moment in enumerate(getattr(optimizer, name)):
                 arrays[f"optimizer_{name}_{i}"] = np.asarray(moment)
     arrays[_METADATA] = np.array(json.dumps(meta))
-    with open(path, "wb") as f:  # exactly the given path: np.savez would append ".npz"
+    # A file object, so that the path is exactly the given one (np.savez would append ".npz");
+    # written beside it and renamed, so that a failed save keeps the model already there.
+    with atomic_write(path) as f:
         np.savez(f, **arrays)  # type: ignore[arg-type]  # NumPy's stub misreads **kwds
 
 
