@@ -2,8 +2,11 @@
 
 import numpy as np
 import pytest
+from core_calls import train_epoch
 
 from fastmlp import _core
+
+forward = _core.module.forward
 
 
 def network(dtype=np.float64):
@@ -14,7 +17,8 @@ def network(dtype=np.float64):
 
 def epoch(X, Y, order, coefs, intercepts, first=None, sample_weight=None, batch_size=2, **options):
     first = first if first is not None else [np.zeros_like(p) for p in coefs + intercepts]
-    return _core.train_epoch(
+    return train_epoch(
+        _core.module,
         X,
         Y,
         sample_weight,
@@ -44,27 +48,27 @@ def test_forward_checks_its_arguments():
     coefs, intercepts = network()
     X = np.zeros((5, 3))
     with pytest.raises(TypeError, match="X has dtype int64"):
-        _core.forward(np.zeros((5, 3), np.int64), coefs, intercepts, "relu", "identity")
+        forward(np.zeros((5, 3), np.int64), coefs, intercepts, "relu", "identity")
     with pytest.raises(TypeError, match=r"coefs\[0\] has dtype float32, expected float64"):
-        _core.forward(X, [coefs[0].astype(np.float32), coefs[1]], intercepts, "relu", "identity")
+        forward(X, [coefs[0].astype(np.float32), coefs[1]], intercepts, "relu", "identity")
     with pytest.raises(ValueError, match=r"X has shape \(5, 4\), expected \(any, 3\)"):
-        _core.forward(np.zeros((5, 4)), coefs, intercepts, "relu", "identity")
+        forward(np.zeros((5, 4)), coefs, intercepts, "relu", "identity")
     with pytest.raises(ValueError, match="X must be C-contiguous"):
-        _core.forward(np.zeros((3, 5)).T, coefs, intercepts, "relu", "identity")
+        forward(np.zeros((3, 5)).T, coefs, intercepts, "relu", "identity")
     with pytest.raises(ValueError, match=r"coefs\[1\] has shape \(5, 2\), expected \(4, 2\)"):
-        _core.forward(X, [coefs[0], np.zeros((5, 2))], intercepts, "relu", "identity")
+        forward(X, [coefs[0], np.zeros((5, 2))], intercepts, "relu", "identity")
     with pytest.raises(ValueError, match=r"intercepts\[0\] has shape \(3,\), expected \(4,\)"):
-        _core.forward(X, coefs, [np.zeros(3), intercepts[1]], "relu", "identity")
+        forward(X, coefs, [np.zeros(3), intercepts[1]], "relu", "identity")
     with pytest.raises(ValueError, match="intercepts holds 1 arrays, expected 2"):
-        _core.forward(X, coefs, intercepts[:1], "relu", "identity")
+        forward(X, coefs, intercepts[:1], "relu", "identity")
     with pytest.raises(TypeError, match=r"coefs\[0\] must be a numpy.ndarray, got list"):
-        _core.forward(X, [coefs[0].tolist(), coefs[1]], intercepts, "relu", "identity")
+        forward(X, [coefs[0].tolist(), coefs[1]], intercepts, "relu", "identity")
     with pytest.raises(ValueError, match="unknown activation 'sigmoid'"):
-        _core.forward(X, coefs, intercepts, "sigmoid", "identity")
+        forward(X, coefs, intercepts, "sigmoid", "identity")
     with pytest.raises(ValueError, match="'softmax' is an output activation"):
-        _core.forward(X, coefs, intercepts, "softmax", "identity")
+        forward(X, coefs, intercepts, "softmax", "identity")
     with pytest.raises(ValueError, match="coefs is empty"):
-        _core.forward(X, [], [], "relu", "identity")
+        forward(X, [], [], "relu", "identity")
 
 
 def test_loss_and_gradients_checks_its_arguments():
@@ -73,7 +77,7 @@ def test_loss_and_gradients_checks_its_arguments():
     X, Y = np.zeros((5, 3)), np.zeros((5, 2))
 
     def call(X=X, Y=Y, sample_weight=None, loss="squared_error", out="identity", g=grads):
-        return _core.loss_and_gradients(
+        return _core.module.backward(
             X, Y, sample_weight, coefs, intercepts, g[0], g[1], "relu", out, loss, 0.0
         )
 

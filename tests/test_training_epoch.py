@@ -9,6 +9,7 @@ optimizers' rules as the design states them:
 
 import numpy as np
 import pytest
+from core_calls import train_epoch
 from threadpoolctl import threadpool_limits
 
 from fastmlp import _core, reference
@@ -100,7 +101,8 @@ def test_epoch_matches_numpy(batch_size, optimizer, weighted, alpha, dtype):
     t = 7  # adam resumes from an earlier step count
     for _ in range(3):  # several epochs: the moments carry over
         with threadpool_limits(limits=2, user_api="openmp"):
-            acc, t_core = _core.train_epoch(
+            acc, t_core = train_epoch(
+                _core.module,
                 X,
                 Y,
                 w,
@@ -147,7 +149,8 @@ def test_epoch_on_the_small_gemm_paths_matches_numpy(dtype):
     first = [np.zeros_like(p) for p in coefs + intercepts]
     ref_first = [np.zeros_like(p) for p in coefs + intercepts]
     with threadpool_limits(limits=2, user_api="openmp"):
-        acc, _ = _core.train_epoch(
+        acc, _ = train_epoch(
+            _core.module,
             X,
             Y,
             None,
@@ -179,7 +182,8 @@ def test_epoch_with_all_zero_weights_in_a_batch_leaves_that_batch_out():
     Y = np.zeros((4, 1))
     coefs, intercepts = [np.full((2, 1), 0.5)], [np.zeros(1)]
     first = [np.zeros((2, 1)), np.zeros(1)]
-    acc, _ = _core.train_epoch(
+    acc, _ = train_epoch(
+        _core.module,
         X,
         Y,
         np.zeros(4),
@@ -213,7 +217,8 @@ def test_one_thread_and_two_threads_agree(batch_size):
         coefs, intercepts = net.coefs, net.intercepts
         moments = [np.zeros_like(p) for p in coefs + intercepts]
         with threadpool_limits(limits=threads, user_api="openmp"):
-            acc, _ = _core.train_epoch(
+            acc, _ = train_epoch(
+                _core.module,
                 X,
                 Y,
                 None,

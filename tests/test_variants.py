@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from core_calls import train_epoch
 
 import fastmlp
 from fastmlp import _core
@@ -27,13 +28,14 @@ def run_all(module, dtype, shape):
     net = fastmlp.reference.MLP(shape, "tanh", "softmax", "log_loss", dtype, 0, 0.01)
     coefs, intercepts = [c.copy() for c in net.coefs], [b.copy() for b in net.intercepts]
     grads = [np.empty_like(p) for p in coefs], [np.empty_like(p) for p in intercepts]
-    loss = module.loss_and_gradients(
+    loss = module.backward(
         X, Y, None, coefs, intercepts, *grads, "tanh", "softmax", "log_loss", 0.01
     )
     moments = [np.zeros_like(p) for p in coefs + intercepts]
     second = [np.zeros_like(p) for p in coefs + intercepts]
     order = rng.permutation(300).astype(np.int64)
-    module.train_epoch(
+    train_epoch(
+        module,
         X,
         Y,
         None,

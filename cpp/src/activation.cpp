@@ -4,35 +4,6 @@
 
 namespace fastmlp {
 
-Activation parse_activation(const std::string& name) {
-  if (name == "identity") return Activation::identity;
-  if (name == "logistic") return Activation::logistic;
-  if (name == "tanh") return Activation::tanh;
-  if (name == "relu") return Activation::relu;
-  if (name == "step") return Activation::step;
-  if (name == "softmax") return Activation::softmax;
-  if (name == "exp") return Activation::exp;
-  throw std::invalid_argument("unknown activation '" + name +
-                              "': expected identity, logistic, tanh, relu, step, softmax or exp");
-}
-
-const char* activation_name(Activation activation) {
-  switch (activation) {
-    case Activation::identity: return "identity";
-    case Activation::logistic: return "logistic";
-    case Activation::tanh: return "tanh";
-    case Activation::relu: return "relu";
-    case Activation::step: return "step";
-    case Activation::softmax: return "softmax";
-    case Activation::exp: return "exp";
-  }
-  return "?";
-}
-
-bool has_elementwise_derivative(Activation activation) {
-  return activation != Activation::step && activation != Activation::softmax;
-}
-
 template <class T>
 void apply_activation(Activation activation, MatrixMap<T> a) {
   auto x = a.array();

@@ -1,20 +1,6 @@
 #include "fastmlp/optimizer.hpp"
 
-#include <cmath>
-#include <stdexcept>
-
 namespace fastmlp {
-
-Solver parse_solver(const std::string& name) {
-  if (name == "sgd") return Solver::sgd;
-  if (name == "adam") return Solver::adam;
-  throw std::invalid_argument("unknown stochastic solver '" + name + "': expected sgd or adam");
-}
-
-double adam_step_rate(const OptimizerConfig& config, std::int64_t t) {
-  return config.learning_rate * std::sqrt(1.0 - std::pow(config.beta_2, double(t))) /
-         (1.0 - std::pow(config.beta_1, double(t)));
-}
 
 // Whole-array expressions, which Eigen vectorizes.
 template <class T>

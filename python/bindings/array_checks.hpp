@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "fastmlp/matrix.hpp"
 
 namespace fastmlp::bindings {
 

@@ -1,11 +1,16 @@
-// fastmlp._core: the pybind11 binding of the C++ core. It only checks and converts: every array
-// is checked (dtype, shape, contiguity, writeability) before the core sees it, the parameters
-// stay in the caller's NumPy arrays (updated in place), and the GIL is released while the core
-// computes. C++ exceptions become Python exceptions (std::invalid_argument -> ValueError).
+// fastmlp._core_<variant>: the pybind11 binding of the CPU core, exporting the backend interface
+// that every compiled module shares (python/fastmlp/_backend.py states it): capabilities,
+// forward, backward and the Trainer. It only checks and converts: every array is checked
+// (dtype, shape, contiguity, writeability) before the core sees it, the parameters stay in the
+// caller's NumPy arrays (updated in place), and the GIL is released while the core computes.
+// C++ exceptions become Python exceptions (std::invalid_argument -> ValueError).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,7 +18,7 @@
 #include "fastmlp/network.hpp"
 #include "fastmlp/optimizer.hpp"
 #include "fastmlp/parallel.hpp"
-#include "fastmlp/training.hpp"
+#include "fastmlp/trainer.hpp"
 #include "network_args.hpp"
 
 namespace py = pybind11;
@@ -22,46 +27,72 @@ namespace fastmlp::bindings {
 
 namespace {
 
+// The CPU is device 0, so that callers pass the same arguments to every backend.
+void check_cpu_device(int device) {
+  if (device != 0) {
+    throw py::value_error("the CPU backend has one device, 0; got device=" +
+                          std::to_string(device));
+  }
+}
+
 // The network described by coefs[l] (sizes[l], sizes[l+1]) and intercepts[l] (sizes[l+1],).
 template <class T>
-Network<T> make_network(const py::list& coefs, const py::list& intercepts,
-                        const std::string& activation, const std::string& output_activation,
-                        Loss loss, bool writeable) {
-  Network<T> net = network_shape<T>(coefs, activation, output_activation, loss);
-  net.coefs = layer_pointers<T>(coefs, "coefs", net.sizes, true, writeable);
-  net.intercepts = layer_pointers<T>(intercepts, "intercepts", net.sizes, false, writeable);
+Network<T> make_network(const NetworkSpec& spec, const py::list& coefs, const py::list& intercepts,
+                        bool writeable) {
+  Network<T> net;
+  static_cast<NetworkSpec&>(net) = spec;
+  net.coefs = layer_pointers<T>(coefs, "coefs", spec.sizes, true, writeable);
+  net.intercepts = layer_pointers<T>(intercepts, "intercepts", spec.sizes, false, writeable);
   return net;
 }
 
-template <class T>
-py::array_t<T> forward_typed(const py::array& X, const py::list& coefs, const py::list& intercepts,
-                             const std::string& activation, const std::string& output_activation) {
-  // squared_error accepts every output but softmax; softmax needs log_loss to pass the check.
-  const Loss any_loss = output_activation == "softmax" ? Loss::log_loss : Loss::squared_error;
-  Network<T> net =
-      make_network<T>(coefs, intercepts, activation, output_activation, any_loss, false);
-  check_array<T>(X, "X", {-1, net.n_inputs()});
-  const Index rows = X.shape(0);
-  py::array_t<T> out({py::ssize_t(rows), py::ssize_t(net.n_outputs())});
-  ConstMatrixMap<T> x(const_data<T>(X), rows, net.n_inputs());
-  MatrixMap<T> y(out.mutable_data(), rows, net.n_outputs());
-  {
-    py::gil_scoped_release release;
-    predict(net, x, y);
+// Fresh arrays holding the workspace's per-layer matrices (z or delta) for layers 1..L.
+template <class T, class Get>
+py::list copy_layers(const NetworkSpec& spec, Index rows, Get get) {
+  py::list out;
+  for (std::int64_t l = 1; l <= spec.n_layers(); ++l) {
+    py::array_t<T> a({py::ssize_t(rows), py::ssize_t(spec.sizes[l])});
+    MatrixMap<T>(a.mutable_data(), rows, spec.sizes[l]) = get(l);
+    out.append(a);
   }
   return out;
 }
 
 template <class T>
-double loss_and_gradients_typed(const py::array& X, const py::array& Y,
-                                const py::object& sample_weight, const py::list& coefs,
-                                const py::list& intercepts, const py::list& coef_grads,
-                                const py::list& intercept_grads, const std::string& activation,
-                                const std::string& output_activation, const std::string& loss,
-                                double alpha) {
-  const Loss loss_kind = parse_loss(loss);
-  Network<T> net =
-      make_network<T>(coefs, intercepts, activation, output_activation, loss_kind, false);
+py::object forward_typed(const py::array& X, const py::list& coefs, const py::list& intercepts,
+                         const std::string& activation, const std::string& output_activation,
+                         bool activations) {
+  const NetworkSpec spec =
+      network_spec(coefs, activation, output_activation, any_loss_for(output_activation));
+  const Network<T> net = make_network<T>(spec, coefs, intercepts, false);
+  check_array<T>(X, "X", {-1, net.n_inputs()});
+  const Index rows = X.shape(0);
+  ConstMatrixMap<T> x(const_data<T>(X), rows, net.n_inputs());
+  if (!activations) {
+    py::array_t<T> out({py::ssize_t(rows), py::ssize_t(net.n_outputs())});
+    MatrixMap<T> y(out.mutable_data(), rows, net.n_outputs());
+    py::gil_scoped_release release;
+    predict(net, x, y);
+    return std::move(out);
+  }
+  Workspace<T> ws(net.sizes, rows);
+  {
+    py::gil_scoped_release release;
+    ScopedEigenThreads threads(gemm_threads(net, rows));
+    forward(net, x, ws);
+  }
+  return copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.z(l, rows); });
+}
+
+template <class T>
+py::object backward_typed(const py::array& X, const py::array& Y, const py::object& sample_weight,
+                          const py::list& coefs, const py::list& intercepts,
+                          const py::list& coef_grads, const py::list& intercept_grads,
+                          const std::string& activation, const std::string& output_activation,
+                          const std::string& loss, double alpha, bool internals) {
+  const NetworkSpec spec = network_spec(coefs, activation, output_activation, parse_loss(loss));
+  check_trainable(spec);
+  const Network<T> net = make_network<T>(spec, coefs, intercepts, false);
   check_array<T>(X, "X", {-1, net.n_inputs()});
   const Index rows = X.shape(0);
   check_array<T>(Y, "Y", {rows, net.n_outputs()});
@@ -70,43 +101,17 @@ double loss_and_gradients_typed(const py::array& X, const py::array& Y,
                      layer_pointers<T>(intercept_grads, "intercept_grads", net.sizes, false, true)};
   ConstMatrixMap<T> x(const_data<T>(X), rows, net.n_inputs());
   ConstMatrixMap<T> y(const_data<T>(Y), rows, net.n_outputs());
-  py::gil_scoped_release release;
-  ScopedEigenThreads threads(gemm_threads(net, rows));
   Workspace<T> ws(net.sizes, rows);
-  return loss_and_gradients<T>(net, loss_kind, x, y, w, T(alpha), ws, grads);
-}
-
-template <class T>
-py::tuple train_epoch_typed(const py::array& X, const py::array& Y, const py::object& sample_weight,
-                            const py::array& order, py::ssize_t batch_size, const py::list& coefs,
-                            const py::list& intercepts, const py::list& first,
-                            const py::list& second, const std::string& activation,
-                            const std::string& output_activation, const std::string& loss,
-                            double alpha, OptimizerConfig config, BatchSplit batch_split) {
-  const Loss loss_kind = parse_loss(loss);
-  Network<T> net =
-      make_network<T>(coefs, intercepts, activation, output_activation, loss_kind, true);
-  check_array<T>(X, "X", {-1, net.n_inputs()});
-  const Index rows = X.shape(0);
-  check_array<T>(Y, "Y", {rows, net.n_outputs()});
-  const std::int64_t* idx = order_pointer(order, rows);
-  if (batch_size < 1) throw py::value_error("batch_size must be at least 1");
-  const std::size_t L2 = 2 * std::size_t(net.n_layers());
-  const bool adam = config.solver == Solver::adam;
-  OptimizerState<T> state{moment_pointers<T>(first, "first", net.sizes, L2, true),
-                          moment_pointers<T>(second, "second", net.sizes, adam ? L2 : 0, true)};
-  EpochData<T> data{ConstMatrixMap<T>(const_data<T>(X), rows, net.n_inputs()),
-                    ConstMatrixMap<T>(const_data<T>(Y), rows, net.n_outputs()),
-                    sample_weight_pointer<T>(sample_weight, rows),
-                    idx,
-                    Index(order.shape(0)),
-                    Index(batch_size)};
-  double accumulated;
+  double value;
   {
     py::gil_scoped_release release;
-    accumulated = train_epoch<T>(net, loss_kind, T(alpha), data, config, state, batch_split);
+    ScopedEigenThreads threads(gemm_threads(net, rows));
+    value = loss_and_gradients<T>(net, x, y, w, T(alpha), ws, grads);
   }
-  return py::make_tuple(accumulated, config.t);
+  if (!internals) return py::float_(value);
+  return py::make_tuple(value,
+                        copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.z(l, rows); }),
+                        copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.delta(l, rows); }));
 }
 
 BatchSplit parse_batch_split(const std::string& name) {
@@ -114,6 +119,149 @@ BatchSplit parse_batch_split(const std::string& name) {
   if (name == "always") return BatchSplit::always;
   if (name == "never") return BatchSplit::never;
   throw py::value_error("batch_split is '" + name + "', expected 'auto', 'always' or 'never'");
+}
+
+// The Trainer Python sees, whatever the dtype.
+class TrainerHandle {
+ public:
+  virtual ~TrainerHandle() = default;
+  virtual py::tuple run(const py::array& order, double learning_rate) = 0;
+  virtual double loss_and_gradient(const py::array& params, const py::array& grad) = 0;
+  virtual void set_parameters(const py::list& coefs, const py::list& intercepts,
+                              const py::list& first, const py::list& second) = 0;
+  virtual void get_parameters(const py::list& coefs, const py::list& intercepts,
+                              const py::list& first, const py::list& second) = 0;
+  virtual std::int64_t n_samples() const = 0;
+  virtual std::int64_t t() const = 0;
+};
+
+template <class T>
+class TypedTrainer final : public TrainerHandle {
+ public:
+  TypedTrainer(const py::array& X, const py::array& Y, const py::object& sample_weight,
+               const NetworkSpec& spec, const OptimizerConfig& config, double alpha,
+               py::ssize_t batch_size, std::int64_t t, BatchSplit split)
+      : data_arrays_(py::make_tuple(X, Y, sample_weight)), solver_(config.solver) {
+    check_array<T>(X, "X", {-1, spec.n_inputs()});
+    n_samples_ = X.shape(0);
+    check_array<T>(Y, "Y", {n_samples_, spec.n_outputs()});
+    const TrainingData<T> data{const_data<T>(X), const_data<T>(Y),
+                               sample_weight_pointer<T>(sample_weight, n_samples_), n_samples_};
+    if (batch_size < 1) throw py::value_error("batch_size must be at least 1");
+    if (t < 0) throw py::value_error("t must be >= 0, got " + std::to_string(t));
+    trainer_ = std::make_unique<Trainer<T>>(spec, config, T(alpha), Index(batch_size), t, data,
+                                            split);
+  }
+
+  void set_parameters(const py::list& coefs, const py::list& intercepts, const py::list& first,
+                      const py::list& second) override {
+    State state = checked_state(coefs, intercepts, first, second);
+    trainer_->set_state(state.coefs, state.intercepts, {state.first, state.second});
+    // The arrays must live as long as the trainer points into them.
+    state_arrays_ = py::make_tuple(coefs, intercepts, first, second);
+    state_ = std::move(state);
+  }
+
+  // On the CPU the trainer works in the arrays set_parameters gave it: where the caller passes
+  // those same arrays nothing is copied.
+  void get_parameters(const py::list& coefs, const py::list& intercepts, const py::list& first,
+                      const py::list& second) override {
+    const State to = checked_state(coefs, intercepts, first, second);
+    const NetworkSpec& spec = trainer_->spec();
+    const std::int64_t L = spec.n_layers();
+    auto copy = [&](T* dst, const T* src, std::int64_t layer, bool coef) {
+      const std::int64_t n = coef ? spec.sizes[layer] * spec.sizes[layer + 1] : spec.sizes[layer + 1];
+      if (dst != src) std::memcpy(dst, src, sizeof(T) * std::size_t(n));
+    };
+    for (std::int64_t l = 0; l < L; ++l) {
+      copy(to.coefs[l], state_.coefs[l], l, true);
+      copy(to.intercepts[l], state_.intercepts[l], l, false);
+    }
+    for (std::size_t i = 0; i < to.first.size(); ++i) {
+      copy(to.first[i], state_.first[i], std::int64_t(i) % L, std::int64_t(i) < L);
+    }
+    for (std::size_t i = 0; i < to.second.size(); ++i) {
+      copy(to.second[i], state_.second[i], std::int64_t(i) % L, std::int64_t(i) < L);
+    }
+  }
+
+  py::tuple run(const py::array& order, double learning_rate) override {
+    if (solver_ == Solver::lbfgs) {
+      throw py::value_error("an lbfgs trainer computes losses and gradients only: no run()");
+    }
+    const std::int64_t* idx = order_pointer(order, n_samples_);
+    const Index n = order.shape(0);
+    double accumulated;
+    {
+      py::gil_scoped_release release;
+      accumulated = trainer_->run(idx, n, learning_rate);
+    }
+    return py::make_tuple(accumulated, trainer_->t());
+  }
+
+  double loss_and_gradient(const py::array& params, const py::array& grad) override {
+    const std::int64_t n = trainer_->spec().n_params();
+    T* p = flat_pointer<T>(params, "params", n, false);
+    T* g = flat_pointer<T>(grad, "grad", n, true);
+    if (std::less<const T*>()(p, g + n) && std::less<const T*>()(g, p + n)) {
+      throw py::value_error("params and grad must not overlap");
+    }
+    py::gil_scoped_release release;
+    return trainer_->loss_and_gradient(p, g);
+  }
+
+  std::int64_t n_samples() const override { return n_samples_; }
+  std::int64_t t() const override { return trainer_->t(); }
+
+ private:
+  struct State {
+    std::vector<T*> coefs, intercepts, first, second;
+  };
+
+  // The parameters and the moments the solver keeps (2L arrays each: sgd one list, adam two,
+  // lbfgs none), every array checked.
+  State checked_state(const py::list& coefs, const py::list& intercepts, const py::list& first,
+                      const py::list& second) const {
+    const NetworkSpec& spec = trainer_->spec();
+    const std::size_t moments = 2 * std::size_t(spec.n_layers());
+    const int kept = moment_count(solver_);
+    return {layer_pointers<T>(coefs, "coefs", spec.sizes, true, true),
+            layer_pointers<T>(intercepts, "intercepts", spec.sizes, false, true),
+            moment_pointers<T>(first, "first", spec.sizes, kept >= 1 ? moments : 0, true),
+            moment_pointers<T>(second, "second", spec.sizes, kept >= 2 ? moments : 0, true)};
+  }
+
+  py::tuple data_arrays_;  // X, Y and the sample weights, kept alive for the trainer
+  py::object state_arrays_;
+  Solver solver_;
+  Index n_samples_ = 0;
+  State state_;
+  std::unique_ptr<Trainer<T>> trainer_;
+};
+
+std::unique_ptr<TrainerHandle> make_trainer(
+    const py::array& X, const py::array& Y, const py::object& sample_weight, const py::list& coefs,
+    const py::list& intercepts, const py::list& first, const py::list& second,
+    const std::string& activation, const std::string& output_activation, const std::string& loss,
+    double alpha, const std::string& solver, py::ssize_t batch_size, double learning_rate,
+    double momentum, bool nesterov, double beta_1, double beta_2, double epsilon, std::int64_t t,
+    int device, const std::string& batch_split) {
+  check_cpu_device(device);
+  check_floating(X);
+  const NetworkSpec spec = network_spec(coefs, activation, output_activation, parse_loss(loss));
+  const OptimizerConfig config{parse_solver(solver), learning_rate, momentum, nesterov,
+                               beta_1,               beta_2,        epsilon};
+  const BatchSplit split = parse_batch_split(batch_split);
+  std::unique_ptr<TrainerHandle> handle;
+  if (is_float32(X)) {
+    handle = std::make_unique<TypedTrainer<float>>(X, Y, sample_weight, spec, config, alpha,
+                                                   batch_size, t, split);
+  } else {
+    handle = std::make_unique<TypedTrainer<double>>(X, Y, sample_weight, spec, config, alpha,
+                                                    batch_size, t, split);
+  }
+  handle->set_parameters(coefs, intercepts, first, second);
+  return handle;
 }
 
 }  // namespace
@@ -124,75 +272,93 @@ BatchSplit parse_batch_split(const std::string& name) {
 PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
   using namespace fastmlp;
   using namespace fastmlp::bindings;
-  m.doc() = "fastmlp's compiled core (private: use the fastmlp package).";
+  m.doc() = "fastmlp's compiled CPU core (private: use the fastmlp package).";
+
+  m.def("capabilities", []() {
+    py::dict caps;
+    caps["device"] = "cpu";
+    caps["dtypes"] = py::make_tuple("float32", "float64");
+    caps["bf16"] = false;
+    caps["sparse"] = false;
+    return caps;
+  });
+  m.def("device_count", []() { return 1; });
+  m.def(
+      "adam_step_rate",
+      [](double learning_rate, double beta_1, double beta_2, std::int64_t t) {
+        OptimizerConfig config;
+        config.learning_rate = learning_rate;
+        config.beta_1 = beta_1;
+        config.beta_2 = beta_2;
+        return adam_step_rate(config, t);
+      },
+      py::arg("learning_rate"), py::arg("beta_1"), py::arg("beta_2"), py::arg("t"),
+      "Adam's step size at step t: the rule every backend applies (shared/definitions.hpp).");
 
   m.def(
       "forward",
       [](const py::array& X, const py::list& coefs, const py::list& intercepts,
-         const std::string& activation, const std::string& output_activation) -> py::array {
+         const std::string& activation, const std::string& output_activation, int device,
+         bool activations) -> py::object {
+        check_cpu_device(device);
         check_floating(X);
         if (is_float32(X)) {
-          return forward_typed<float>(X, coefs, intercepts, activation, output_activation);
+          return forward_typed<float>(X, coefs, intercepts, activation, output_activation,
+                                      activations);
         }
-        return forward_typed<double>(X, coefs, intercepts, activation, output_activation);
+        return forward_typed<double>(X, coefs, intercepts, activation, output_activation,
+                                     activations);
       },
       py::arg("X"), py::arg("coefs"), py::arg("intercepts"), py::arg("activation"),
-      py::arg("output_activation"),
-      "Output activations (n_samples, n_outputs) of X (n_samples, n_inputs); threaded.");
+      py::arg("output_activation"), py::kw_only(), py::arg("device") = 0,
+      py::arg("activations") = false,
+      "Output activations (n_samples, n_outputs) of X (n_samples, n_inputs), threaded; with "
+      "activations=True the list of every layer's output.");
 
   m.def(
-      "loss_and_gradients",
+      "backward",
       [](const py::array& X, const py::array& Y, const py::object& sample_weight,
          const py::list& coefs, const py::list& intercepts, const py::list& coef_grads,
          const py::list& intercept_grads, const std::string& activation,
-         const std::string& output_activation, const std::string& loss, double alpha) {
+         const std::string& output_activation, const std::string& loss, double alpha, int device,
+         bool internals) -> py::object {
+        check_cpu_device(device);
         check_floating(X);
         if (is_float32(X)) {
-          return loss_and_gradients_typed<float>(X, Y, sample_weight, coefs, intercepts, coef_grads,
-                                                 intercept_grads, activation, output_activation,
-                                                 loss, alpha);
+          return backward_typed<float>(X, Y, sample_weight, coefs, intercepts, coef_grads,
+                                       intercept_grads, activation, output_activation, loss,
+                                       alpha, internals);
         }
-        return loss_and_gradients_typed<double>(X, Y, sample_weight, coefs, intercepts, coef_grads,
-                                                intercept_grads, activation, output_activation,
-                                                loss, alpha);
+        return backward_typed<double>(X, Y, sample_weight, coefs, intercepts, coef_grads,
+                                      intercept_grads, activation, output_activation, loss, alpha,
+                                      internals);
       },
       py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("coefs"), py::arg("intercepts"),
       py::arg("coef_grads"), py::arg("intercept_grads"), py::arg("activation"),
-      py::arg("output_activation"), py::arg("loss"), py::arg("alpha"),
+      py::arg("output_activation"), py::arg("loss"), py::arg("alpha"), py::kw_only(),
+      py::arg("device") = 0, py::arg("internals") = false,
       "The mean loss of (X, Y) with its L2 term; writes the gradients into coef_grads and "
-      "intercept_grads.");
+      "intercept_grads. internals=True returns (loss, activations, deltas).");
 
-  m.def(
-      "train_epoch",
-      [](const py::array& X, const py::array& Y, const py::object& sample_weight,
-         const py::array& order, py::ssize_t batch_size, const py::list& coefs,
-         const py::list& intercepts, const py::list& first, const py::list& second,
-         const std::string& activation, const std::string& output_activation,
-         const std::string& loss, double alpha, const std::string& solver, double learning_rate,
-         double momentum, bool nesterov, double beta_1, double beta_2, double epsilon,
-         std::int64_t t, const std::string& batch_split) {
-        check_floating(X);
-        OptimizerConfig config{
-            parse_solver(solver), learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t};
-        const BatchSplit split = parse_batch_split(batch_split);
-        if (is_float32(X)) {
-          return train_epoch_typed<float>(X, Y, sample_weight, order, batch_size, coefs, intercepts,
-                                          first, second, activation, output_activation, loss, alpha,
-                                          config, split);
-        }
-        return train_epoch_typed<double>(X, Y, sample_weight, order, batch_size, coefs, intercepts,
-                                         first, second, activation, output_activation, loss, alpha,
-                                         config, split);
-      },
-      py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("order"), py::arg("batch_size"),
-      py::arg("coefs"), py::arg("intercepts"), py::arg("first"), py::arg("second"),
-      py::arg("activation"), py::arg("output_activation"), py::arg("loss"), py::arg("alpha"),
-      py::arg("solver"), py::arg("learning_rate"), py::arg("momentum"), py::arg("nesterov"),
-      py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"), py::arg("t"),
-      py::arg("batch_split") = "auto",
-      "One epoch of minibatch training over X[order]; updates the parameters and optimizer "
-      "moments in place. Returns (sum of batch loss * batch length, adam's step count). "
-      "batch_split ('auto', 'always', 'never') forces how threads share small batches.");
+  py::class_<TrainerHandle>(m, "Trainer",
+                            "One fit's trainer: checks, parsing and workspace done once.")
+      .def(py::init(&make_trainer), py::arg("X"), py::arg("Y"), py::arg("sample_weight"),
+           py::arg("coefs"), py::arg("intercepts"), py::arg("first"), py::arg("second"),
+           py::kw_only(), py::arg("activation"), py::arg("output_activation"), py::arg("loss"),
+           py::arg("alpha"), py::arg("solver"), py::arg("batch_size"), py::arg("learning_rate"),
+           py::arg("momentum"), py::arg("nesterov"), py::arg("beta_1"), py::arg("beta_2"),
+           py::arg("epsilon"), py::arg("t"), py::arg("device") = 0,
+           py::arg("batch_split") = "auto")
+      .def("run", &TrainerHandle::run, py::arg("order"), py::arg("learning_rate"),
+           "Minibatches over order (int64 rows); returns (sum of batch loss * length, adam's t).")
+      .def("loss_and_gradient", &TrainerHandle::loss_and_gradient, py::arg("params"),
+           py::arg("grad"), "Full-batch loss at the flat params; the gradient into grad.")
+      .def("set_parameters", &TrainerHandle::set_parameters, py::arg("coefs"),
+           py::arg("intercepts"), py::arg("first"), py::arg("second"))
+      .def("get_parameters", &TrainerHandle::get_parameters, py::arg("coefs"),
+           py::arg("intercepts"), py::arg("first"), py::arg("second"))
+      .def_property_readonly("n_samples", &TrainerHandle::n_samples)
+      .def_property_readonly("t", &TrainerHandle::t);
 
   m.def("build_info", []() {
     py::dict info;

@@ -1,6 +1,7 @@
 // The arguments that describe a network and its training state, checked and converted the same
 // way for fastmlp._core (the CPU) and fastmlp._cuda_core (the GPU), so that both raise the same
-// exceptions with the same messages. Each function raises before anything is computed.
+// exceptions with the same messages. Each function raises before anything is computed. Eigen-free:
+// it needs only the shared definitions (cpp/include/fastmlp/shared/).
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -11,7 +12,7 @@
 #include <vector>
 
 #include "array_checks.hpp"
-#include "fastmlp/network.hpp"
+#include "fastmlp/shared/definitions.hpp"
 
 namespace fastmlp::bindings {
 
@@ -42,7 +43,7 @@ inline void check_floating(const py::array& X) {
 // named from first_index on. The caller's list keeps the arrays alive for the whole call.
 template <class T>
 std::vector<T*> layer_pointers(const py::list& arrays, const std::string& name,
-                               const std::vector<Index>& sizes, bool matrices, bool writeable,
+                               const std::vector<std::int64_t>& sizes, bool matrices, bool writeable,
                                std::size_t first_index = 0) {
   const std::size_t n_layers = sizes.size() - 1;
   if (arrays.size() != n_layers) {
@@ -67,7 +68,7 @@ std::vector<T*> layer_pointers(const py::list& arrays, const std::string& name,
 // the intercepts' (count is 2 L, or 0 where the solver keeps none, as sgd's second moments).
 template <class T>
 std::vector<T*> moment_pointers(const py::list& arrays, const std::string& name,
-                                const std::vector<Index>& sizes, std::size_t count,
+                                const std::vector<std::int64_t>& sizes, std::size_t count,
                                 bool writeable) {
   const std::size_t L = sizes.size() - 1;
   if (arrays.size() != count) {
@@ -88,15 +89,15 @@ std::vector<T*> moment_pointers(const py::list& arrays, const std::string& name,
   return out;
 }
 
-// The network whose layers coefs[l] (fan_in, fan_out) describe: its sizes and activations,
-// checked by the core's rules (check_network); no parameter pointers yet.
-template <class T>
-Network<T> network_shape(const py::list& coefs, const std::string& activation,
-                         const std::string& output_activation, Loss loss) {
+// The network whose layers coefs[l] (fan_in, fan_out) describe: its sizes, activations and loss,
+// checked by the shared rules (check_spec).
+inline NetworkSpec network_spec(const py::list& coefs, const std::string& activation,
+                                const std::string& output_activation, Loss loss) {
   if (coefs.size() == 0) throw py::value_error("coefs is empty: a network needs a layer");
-  Network<T> net;
+  NetworkSpec net;
   net.hidden = parse_activation(activation);
   net.output = parse_activation(output_activation);
+  net.loss = loss;
   for (std::size_t l = 0; l < coefs.size(); ++l) {
     py::array a = as_ndarray(coefs[l], "coefs[" + std::to_string(l) + "]");
     if (a.ndim() != 2) {
@@ -106,8 +107,22 @@ Network<T> network_shape(const py::list& coefs, const std::string& activation,
     if (l == 0) net.sizes.push_back(a.shape(0));
     net.sizes.push_back(a.shape(1));
   }
-  check_network(net, loss);
+  check_spec(net);
   return net;
+}
+
+// Forward passes need no loss, but the spec's check asks for one that fits the output:
+// squared_error takes every output but softmax, which takes log_loss.
+inline Loss any_loss_for(const std::string& output_activation) {
+  return output_activation == "softmax" ? Loss::log_loss : Loss::squared_error;
+}
+
+// A flat parameter vector (L-BFGS's): 1-D, n_params long, of dtype T.
+template <class T>
+T* flat_pointer(const py::array& a, const std::string& name, std::int64_t n_params,
+                bool writeable) {
+  check_array<T>(a, name, {n_params}, writeable);
+  return static_cast<T*>(const_cast<void*>(a.data()));
 }
 
 template <class T>

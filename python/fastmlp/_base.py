@@ -3,7 +3,8 @@
 Python holds the state (``coefs_``, ``intercepts_``, optimizer moments: NumPy arrays) and the
 per-epoch rules (shuffling with scikit-learn's random stream, schedules, stopping, early
 stopping); the C++ core runs each epoch's minibatches, the forward pass and L-BFGS's loss and
-gradient, on the CPU or, with ``device="cuda"``, on a GPU (see fastmlp._epochs). Every rule
+gradient, on the CPU or, with ``device="cuda"``, on a GPU, through the one backend interface
+(``fastmlp._backend``): nothing here forks on the device. Every rule
 follows scikit-learn's ``sklearn/neural_network`` so that the same data, parameters and
 ``random_state`` give the same model.
 """
@@ -20,10 +21,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fastmlp import _core, _cuda
 from fastmlp._arrays import aligned_copy, all_finite, contiguous, dense, is_aligned
+from fastmlp._backend import backend_for
 from fastmlp._cuda import DeviceOptions
-from fastmlp._epochs import epoch_runner
+from fastmlp._epochs import EpochRunner
 from fastmlp._lbfgs import fit_lbfgs
 from fastmlp._optimizers import AdamState, SGDState
 from fastmlp._progress import EpochProgress
@@ -146,16 +147,12 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         hidden = self.hidden_layer_sizes
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         self._check_weights([self.n_features_in_, *hidden, self.n_outputs_])
-        device = _cuda.resolve_device(self.device)
+        backend = backend_for(self.device)
         dtype = self._model_dtype()
         X = dense(X, dtype)
         coefs = [contiguous(c, dtype) for c in self.coefs_]
         intercepts = [contiguous(b, dtype) for b in self.intercepts_]
-        if device is not None:
-            return _cuda.module().forward(
-                X, coefs, intercepts, self.activation, self.out_activation_, device=device
-            )
-        return _core.forward(X, coefs, intercepts, self.activation, self.out_activation_)
+        return backend.forward(X, coefs, intercepts, self.activation, self.out_activation_)
 
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
@@ -198,7 +195,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
         # A missing GPU fails the fit before any work, and before any state changes.
-        device = _cuda.resolve_device(self.device)
+        backend = backend_for(self.device)
         hidden_layer_sizes = self.hidden_layer_sizes
         if not hasattr(hidden_layer_sizes, "__iter__"):
             hidden_layer_sizes = [hidden_layer_sizes]
@@ -230,9 +227,9 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.intercepts_ = [aligned_copy(b, dtype) for b in self.intercepts_]
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, sample_weight, incremental, device)
+            self._fit_stochastic(X, y, sample_weight, incremental, backend)
         else:
-            fit_lbfgs(self, X, y, sample_weight, device)
+            fit_lbfgs(self, X, y, sample_weight, backend)
         if not all_finite(self.coefs_ + self.intercepts_):
             raise ValueError(_NON_FINITE_WEIGHTS)
         return self
@@ -278,7 +275,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             )
         return AdamState(params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
 
-    def _fit_stochastic(self, X, y, sample_weight, incremental, device):
+    def _fit_stochastic(self, X, y, sample_weight, incremental, backend):
         params = self.coefs_ + self.intercepts_
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = self._make_optimizer(params)
@@ -335,8 +332,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             alpha=self.alpha,
         )
         # On a GPU, the host's coefs_, intercepts_ and moments are stale until to_host().
-        epochs = epoch_runner(
-            device,
+        epochs = EpochRunner(
+            backend,
             X_train,
             Y_train,
             sample_weight_train,
@@ -344,6 +341,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             self.intercepts_,
             self._optimizer,
             network,
+            batch_size,
         )
         progress = EpochProgress(
             1 if incremental else self.max_iter, n_samples, type(self).__name__
@@ -353,9 +351,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             for _ in range(self.max_iter):
                 if self.shuffle:
                     sample_idx = _shuffled(sample_idx, self._random_state)
-                accumulated_loss, t = epochs.train_epoch(
-                    sample_idx, batch_size, self._optimizer.core_arguments()
-                )
+                accumulated_loss, t = epochs.train_epoch(sample_idx, self._optimizer)
                 self._optimizer.epoch_done(t)
                 self.n_iter_ += 1
                 self.loss_ = accumulated_loss / n_samples

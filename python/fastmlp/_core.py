@@ -2,7 +2,8 @@
 
 The same C++ sources are built into ``_core_baseline`` (x86-64 / any CPU), ``_core_avx2``
 (AVX2 + FMA) and ``_core_avx512`` (AVX-512 F/VL/BW/DQ), each a separate shared library. This
-module imports the fastest one the CPU can run and re-exports its functions. The environment
+module imports the fastest one the CPU can run as :data:`module`, which exports the backend
+interface (see ``fastmlp._backend``). The environment
 variable ``FASTMLP_ARCH`` (``baseline``, ``avx2``, ``avx512``) overrides the choice;
 ``fastmlp.build_info()`` says which one loaded and why.
 """
@@ -59,11 +60,9 @@ def _load():
 _module, variant, _chosen_by = _load()
 
 if TYPE_CHECKING:  # every variant has the baseline's signatures (see _core_baseline.pyi)
-    from fastmlp._core_baseline import forward, loss_and_gradients, train_epoch
+    import fastmlp._core_baseline as module
 else:
-    forward = _module.forward
-    loss_and_gradients = _module.loss_and_gradients
-    train_epoch = _module.train_epoch
+    module = _module
 
 
 def available_variants():

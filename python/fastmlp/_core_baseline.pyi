@@ -1,19 +1,37 @@
-# Type stubs of the compiled core (the same for every instruction-set variant).
-from typing import Literal
+# Type stubs of the compiled CPU core (the same for every instruction-set variant): the backend
+# interface of fastmlp._backend.
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
 _Float = NDArray[np.float32] | NDArray[np.float64]
 
+def capabilities() -> dict[str, Any]: ...
+def device_count() -> int: ...
+@overload
 def forward(
     X: _Float,
     coefs: list[_Float],
     intercepts: list[_Float],
     activation: str,
     output_activation: str,
+    *,
+    device: int = 0,
+    activations: Literal[False] = False,
 ) -> _Float: ...
-def loss_and_gradients(
+@overload
+def forward(
+    X: _Float,
+    coefs: list[_Float],
+    intercepts: list[_Float],
+    activation: str,
+    output_activation: str,
+    *,
+    device: int = 0,
+    activations: Literal[True],
+) -> list[_Float]: ...
+def backward(
     X: _Float,
     Y: _Float,
     sample_weight: _Float | None,
@@ -25,29 +43,58 @@ def loss_and_gradients(
     output_activation: str,
     loss: str,
     alpha: float,
-) -> float: ...
-def train_epoch(
-    X: _Float,
-    Y: _Float,
-    sample_weight: _Float | None,
-    order: NDArray[np.int64],
-    batch_size: int,
-    coefs: list[_Float],
-    intercepts: list[_Float],
-    first: list[_Float],
-    second: list[_Float],
-    activation: str,
-    output_activation: str,
-    loss: str,
-    alpha: float,
-    solver: Literal["sgd", "adam"],
-    learning_rate: float,
-    momentum: float,
-    nesterov: bool,
-    beta_1: float,
-    beta_2: float,
-    epsilon: float,
-    t: int,
-    batch_split: Literal["auto", "always", "never"] = "auto",
-) -> tuple[float, int]: ...
+    *,
+    device: int = 0,
+    internals: bool = False,
+) -> Any: ...
+
+class Trainer:
+    def __init__(
+        self,
+        X: _Float,
+        Y: _Float,
+        sample_weight: _Float | None,
+        coefs: list[_Float],
+        intercepts: list[_Float],
+        first: list[_Float],
+        second: list[_Float],
+        *,
+        activation: str,
+        output_activation: str,
+        loss: str,
+        alpha: float,
+        solver: Literal["sgd", "adam", "lbfgs"],
+        batch_size: int,
+        learning_rate: float,
+        momentum: float,
+        nesterov: bool,
+        beta_1: float,
+        beta_2: float,
+        epsilon: float,
+        t: int,
+        device: int = 0,
+        batch_split: Literal["auto", "always", "never"] = "auto",
+    ) -> None: ...
+    def run(self, order: NDArray[np.int64], learning_rate: float) -> tuple[float, int]: ...
+    def loss_and_gradient(self, params: _Float, grad: _Float) -> float: ...
+    def set_parameters(
+        self,
+        coefs: list[_Float],
+        intercepts: list[_Float],
+        first: list[_Float],
+        second: list[_Float],
+    ) -> None: ...
+    def get_parameters(
+        self,
+        coefs: list[_Float],
+        intercepts: list[_Float],
+        first: list[_Float],
+        second: list[_Float],
+    ) -> None: ...
+    @property
+    def n_samples(self) -> int: ...
+    @property
+    def t(self) -> int: ...
+
 def build_info() -> dict[str, object]: ...
+def adam_step_rate(learning_rate: float, beta_1: float, beta_2: float, t: int) -> float: ...

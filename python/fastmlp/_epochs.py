@@ -1,114 +1,47 @@
-"""Epoch runners: where a fit's minibatches run, behind one interface.
+"""The epoch runner: an epoch's minibatches on the backend's trainer, whatever the device.
 
-The estimator's epoch loop (shuffle, schedules, stopping, early stopping) is the same for every
-device; it hands each epoch's sample order to a runner:
-
-- :class:`CpuEpochs` calls ``fastmlp._core.train_epoch`` on the host arrays, which it updates
-  in place: the host always holds the current parameters and moments.
-- :class:`CudaEpochs` uploads X, Y, the sample weights, the parameters and the optimizer's
-  moments once, into a ``fastmlp._cuda_core.Trainer``, and runs each epoch there; only the
-  order (n_samples int64) goes up per epoch. The host arrays are stale until
-  :meth:`~CudaEpochs.to_host` copies the device's state into them, in place.
+The estimator's epoch loop (shuffle, schedules, stopping, early stopping) hands each epoch's
+sample order to :class:`EpochRunner`, which runs it on a trainer built once per fit by the
+backend (``fastmlp._backend``). On the CPU the trainer works in the host arrays themselves; on a
+GPU it holds device copies, and the host arrays are stale until :meth:`EpochRunner.to_host`.
 """
 
-from fastmlp import _core, _cuda
 
-# Let narrow networks use the fully fused CUDA kernel. Tests switch it off to check the
-# general kernels on small networks too.
-use_fused_kernel = True
-
-
-def epoch_runner(device, X, Y, sample_weight, coefs, intercepts, optimizer, network):
-    """The runner for ``device`` (None: the CPU; an int: that CUDA device).
+class EpochRunner:
+    """Minibatch training of one fit on one backend.
 
     Parameters
     ----------
+    backend : fastmlp._backend.Backend
     X : ndarray of shape (n_samples, n_features)
     Y : ndarray of shape (n_samples, n_outputs)
     sample_weight : ndarray of shape (n_samples,) or None
     coefs, intercepts : lists of ndarray
-        The parameters, updated (on the CPU at once, for CUDA by ``to_host``) in place.
+        The parameters, updated in place (on a GPU, by ``to_host``).
     optimizer : SGDState or AdamState
-        Its ``core_arguments()`` give the moments and the current learning rate.
+        Its ``core_arguments()`` give the moments, the solver and its settings.
     network : dict
-        ``activation``, ``output_activation``, ``loss`` and ``alpha``, as the core takes them.
+        ``activation``, ``output_activation``, ``loss`` and ``alpha``.
+    batch_size : int
 
     All arrays are C-contiguous, writeable and of X's dtype.
     """
-    runner = CpuEpochs if device is None else CudaEpochs
-    return runner(device, X, Y, sample_weight, coefs, intercepts, optimizer, network)
 
-
-class CpuEpochs:
-    """Epochs on the CPU, in the C++ core, on the host arrays."""
-
-    def __init__(self, device, X, Y, sample_weight, coefs, intercepts, optimizer, network):
-        self._data = (X, Y, sample_weight)
-        self._coefs, self._intercepts = coefs, intercepts
-        self._network = network
-
-    def train_epoch(self, order, batch_size, optimizer_arguments):
-        """One epoch over ``order`` (int64 indices); returns (summed batch losses, adam's t)."""
-        X, Y, sample_weight = self._data
-        return _core.train_epoch(
-            X,
-            Y,
-            sample_weight,
-            order,
-            batch_size,
-            self._coefs,
-            self._intercepts,
-            **self._network,
-            **optimizer_arguments,
-        )
-
-    def to_host(self):
-        """Nothing to copy: the core updated the host arrays in place."""
-
-
-class CudaEpochs:
-    """Epochs on a CUDA device, with data, parameters and moments resident there."""
-
-    def __init__(self, device, X, Y, sample_weight, coefs, intercepts, optimizer, network):
+    def __init__(self, backend, X, Y, sample_weight, coefs, intercepts, optimizer, network,
+                 batch_size):  # fmt: skip
         arguments = optimizer.core_arguments()
-        self._coefs, self._intercepts = coefs, intercepts
-        self._optimizer = optimizer
-        self._alpha = network["alpha"]
-        self._trainer = _cuda.module().Trainer(
-            X,
-            Y,
-            sample_weight,
-            coefs,
-            intercepts,
-            arguments["first"],
-            arguments["second"],
-            network["activation"],
-            network["output_activation"],
-            network["loss"],
-            arguments["solver"],
-            device=device,
-            fused=use_fused_kernel,
-        )
+        first, second = arguments.pop("first"), arguments.pop("second")
+        self._state = (coefs, intercepts, first, second)
+        self._trainer = backend.trainer(
+            X, Y, sample_weight, coefs, intercepts, first, second,
+            batch_size=batch_size, **network, **arguments,
+        )  # fmt: skip
 
-    def train_epoch(self, order, batch_size, optimizer_arguments):
-        """One epoch over ``order`` (int64 indices); returns (summed batch losses, adam's t)."""
-        a = optimizer_arguments
-        return self._trainer.train_epoch(
-            order,
-            batch_size,
-            self._alpha,
-            a["learning_rate"],
-            a["momentum"],
-            a["nesterov"],
-            a["beta_1"],
-            a["beta_2"],
-            a["epsilon"],
-            a["t"],
-        )
+    def train_epoch(self, order, optimizer):
+        """Minibatches over ``order`` (int64 row indices) at the optimizer's current learning
+        rate; returns (summed batch losses, Adam's step count)."""
+        return self._trainer.run(order, optimizer.core_arguments()["learning_rate"])
 
     def to_host(self):
-        """Copy the device's parameters and moments into the host arrays, in place."""
-        arguments = self._optimizer.core_arguments()
-        self._trainer.download(
-            self._coefs, self._intercepts, arguments["first"], arguments["second"]
-        )
+        """Bring the host's parameters and moments up to date (a no-op on the CPU)."""
+        self._trainer.get_parameters(*self._state)

@@ -1,9 +1,9 @@
 """L-BFGS for the estimators: SciPy's L-BFGS-B driving the core's full-batch loss and gradient,
 with scikit-learn's options, iteration count and convergence warning.
 
-On a GPU, X, Y and the sample weights stay on the device for the whole fit; each evaluation
-uploads the parameters L-BFGS-B proposes and downloads the gradients, which SciPy needs on the
-host anyway.
+The backend's trainer (``fastmlp._backend``, solver "lbfgs") holds the data for the whole fit (on
+a GPU, on the device); each evaluation hands it the flat parameters L-BFGS-B proposes and takes
+back the flat gradient, which SciPy needs on the host anyway.
 """
 
 import warnings
@@ -14,7 +14,6 @@ import scipy.optimize
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-from fastmlp import _core, _cuda
 from fastmlp._arrays import aligned_empty, contiguous
 
 # Frames from warnings.warn up to the user's line: fit_lbfgs, _fit, fit or partial_fit,
@@ -29,11 +28,9 @@ def _scipy_lbfgs_iprint_options(iprint):
     return {"iprint": iprint} if (major, minor) < (1, 15) else {}
 
 
-def fit_lbfgs(est, X, y, sample_weight, device=None):
-    """Fit est (a BaseMultilayerPerceptron) by L-BFGS; sets coefs_, intercepts_, loss_, n_iter_.
-
-    device is None for the CPU, else the index of the CUDA device to compute on.
-    """
+def fit_lbfgs(est, X, y, sample_weight, backend):
+    """Fit est (a BaseMultilayerPerceptron) by L-BFGS on backend (``fastmlp._backend``); sets
+    coefs_, intercepts_, loss_, n_iter_."""
     dtype = X.dtype
     Y = contiguous(y, dtype)
     if sample_weight is not None:
@@ -52,16 +49,19 @@ def fit_lbfgs(est, X, y, sample_weight, device=None):
 
     # Aligned buffers (see _aligned_empty): L-BFGS can amplify differences in the last bits
     # of the gradients into a different model.
-    grads = [aligned_empty(s, dtype) for s in shapes]
     flat = aligned_empty(bounds[-1], dtype)
-    coef_grads, intercept_grads = grads[:n_layers], grads[n_layers:]
-    evaluate = _loss_and_gradients(est, X, Y, sample_weight, device)
+    grad = aligned_empty(bounds[-1], dtype)
+    trainer = backend.trainer(
+        X, Y, sample_weight, est.coefs_, est.intercepts_, [], [],
+        activation=est.activation, output_activation=est.out_activation_,
+        loss=est._core_loss_name(), alpha=est.alpha, solver="lbfgs", batch_size=max(len(X), 1),
+        learning_rate=0.0, momentum=0.0, nesterov=False, beta_1=0.0, beta_2=0.0, epsilon=1.0, t=0,
+    )  # fmt: skip
 
     def loss_and_grad(packed):
         flat[...] = packed
-        coefs, intercepts = split(flat)
-        loss = evaluate(coefs, intercepts, coef_grads, intercept_grads)
-        return loss, np.concatenate([g.ravel() for g in grads], dtype=np.float64)
+        loss = trainer.loss_and_gradient(flat, grad)
+        return loss, grad.astype(np.float64)
 
     packed = np.concatenate([p.ravel() for p in (*est.coefs_, *est.intercepts_)])
     iprint = 1 if est.verbose is True or est.verbose >= 1 else -1
@@ -101,54 +101,3 @@ def fit_lbfgs(est, X, y, sample_weight, device=None):
     coefs, intercepts = split(np.array(result.x, dtype=dtype))
     est.coefs_ = [contiguous(c, dtype) for c in coefs]
     est.intercepts_ = [contiguous(b, dtype) for b in intercepts]
-
-
-def _loss_and_gradients(est, X, Y, sample_weight, device):
-    """A function (coefs, intercepts, coef_grads, intercept_grads) -> loss on the full batch.
-
-    It writes the gradients into the given host arrays, in place.
-    """
-    activation, output, loss = est.activation, est.out_activation_, est._core_loss_name()
-    if device is None:
-
-        def on_cpu(coefs, intercepts, coef_grads, intercept_grads):
-            return _core.loss_and_gradients(
-                X,
-                Y,
-                sample_weight,
-                coefs,
-                intercepts,
-                coef_grads,
-                intercept_grads,
-                activation,
-                output,
-                loss,
-                est.alpha,
-            )
-
-        return on_cpu
-
-    # The trainer holds the data on the device; its optimizer moments (SGD's velocities, as
-    # it needs some) are never used: L-BFGS-B's own state lives in SciPy, on the host.
-    params = est.coefs_ + est.intercepts_
-    trainer = _cuda.module().Trainer(
-        X,
-        Y,
-        sample_weight,
-        est.coefs_,
-        est.intercepts_,
-        [np.zeros_like(p) for p in params],
-        [],
-        activation,
-        output,
-        loss,
-        "sgd",
-        device=device,
-    )
-
-    def on_gpu(coefs, intercepts, coef_grads, intercept_grads):
-        return trainer.loss_and_gradients(
-            coefs, intercepts, coef_grads, intercept_grads, est.alpha
-        )
-
-    return on_gpu

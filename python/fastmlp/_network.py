@@ -1,10 +1,9 @@
 """fastmlp.MLP: the low-level network, computed by the C++ core."""
 
-import functools
-
 import numpy as np
 
-from fastmlp import _core, _cuda, reference
+from fastmlp import _cuda, reference
+from fastmlp._backend import backend_for
 
 
 class MLP(reference.MLP):
@@ -72,18 +71,9 @@ class MLP(reference.MLP):
         H : ndarray of shape (n_samples, n_outputs)
             Output activations, of the network's dtype.
         """
-        device = _cuda.resolve_device(self.device)
+        backend = backend_for(self.device)
         X = np.ascontiguousarray(self._check_X(X))
-        if device is not None:
-            return _cuda.module().forward(
-                X,
-                self._coefs,
-                self._intercepts,
-                self.activation,
-                self.output_activation,
-                device=device,
-            )
-        return _core.forward(
+        return backend.forward(
             X, self._coefs, self._intercepts, self.activation, self.output_activation
         )
 
@@ -104,18 +94,12 @@ class MLP(reference.MLP):
         coef_grads : list of ndarray of shape (fan_in, fan_out)
         intercept_grads : list of ndarray of shape (fan_out,)
         """
-        device = _cuda.resolve_device(self.device)
+        backend = backend_for(self.device)
         self._check_trainable()
         X, Y, w = self._check_targets(X, Y, sample_weight)
         coef_grads = [np.empty_like(W) for W in self._coefs]
         intercept_grads = [np.empty_like(b) for b in self._intercepts]
-        if device is None:
-            loss_and_gradients = _core.loss_and_gradients
-        else:
-            loss_and_gradients = functools.partial(
-                _cuda.module().loss_and_gradients, device=device
-            )
-        loss = loss_and_gradients(
+        loss = backend.backward(
             np.ascontiguousarray(X),
             np.ascontiguousarray(Y),
             None if sample_weight is None else np.ascontiguousarray(w),

@@ -1,6 +1,6 @@
 """State and between-epoch rules of the stochastic optimizers.
 
-The per-minibatch update runs in the C++ core (``_core.train_epoch``); what happens between
+The per-minibatch update runs in the backend's trainer (``fastmlp._backend``); what happens between
 epochs stays here, exactly as scikit-learn states it: the ``invscaling`` learning-rate schedule,
 the ``adaptive`` schedule's division by 5 when training stalls, and the decision to stop. The
 moments are plain NumPy arrays in scikit-learn's parameter order (all coefs, then all
@@ -8,6 +8,8 @@ intercepts), so pickling and copying need no extra machinery.
 """
 
 import numpy as np
+
+from fastmlp import _core
 
 
 class SGDState:
@@ -25,7 +27,8 @@ class SGDState:
         self.velocities = [np.zeros_like(p) for p in params]
 
     def core_arguments(self):
-        """Keyword arguments of ``_core.train_epoch`` describing this optimizer."""
+        """The backend trainer's arguments describing this optimizer: its moments, solver,
+        settings, current learning rate and step count."""
         return dict(
             first=self.velocities,
             second=[],
@@ -79,7 +82,8 @@ class AdamState:
         self.vs = [np.zeros_like(p) for p in params]
 
     def core_arguments(self):
-        """Keyword arguments of ``_core.train_epoch`` describing this optimizer."""
+        """The backend trainer's arguments describing this optimizer: its moments, solver,
+        settings, current learning rate and step count."""
         return dict(
             first=self.ms,
             second=self.vs,
@@ -96,11 +100,9 @@ class AdamState:
     def epoch_done(self, t):
         """Take the step count back from the core and the rate of its last step."""
         self.t = int(t)
-        if self.t > 0:
-            self.learning_rate = (
-                self.learning_rate_init
-                * np.sqrt(1 - self.beta_2**self.t)
-                / (1 - self.beta_1**self.t)
+        if self.t > 0:  # the core's own rule, not a copy of it
+            self.learning_rate = _core.module.adam_step_rate(
+                self.learning_rate_init, self.beta_1, self.beta_2, self.t
             )
 
     def iteration_ends(self, time_step):

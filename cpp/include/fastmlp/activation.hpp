@@ -3,22 +3,12 @@
 // backpropagation needs no copy of the pre-activations.
 #pragma once
 
-#include <string>
-
+// The enum, its names and has_elementwise_derivative are the shared definitions (shared/); the
+// scalar formulas are shared/scalar_math.hpp, of which these are Eigen's vectorized forms.
 #include "fastmlp/matrix.hpp"
+#include "fastmlp/shared/definitions.hpp"
 
 namespace fastmlp {
-
-enum class Activation { identity, logistic, tanh, relu, step, softmax, exp };
-
-// Parses "identity", "logistic", "tanh", "relu", "step", "softmax", "exp"; throws
-// std::invalid_argument naming the bad value otherwise.
-Activation parse_activation(const std::string& name);
-const char* activation_name(Activation activation);
-
-// True where the derivative is elementwise and defined: step has none (zero almost everywhere,
-// undefined at 0) and softmax's is a Jacobian, used only through its matching loss.
-bool has_elementwise_derivative(Activation activation);
 
 // a is (n_samples, n_units): a <- f(a).
 template <class T>

@@ -8,23 +8,13 @@
 // (identity/squared_error, logistic or softmax/log_loss, exp/poisson), times f'(a) otherwise.
 #pragma once
 
-#include <string>
-
+// The enum, its names, the pair checks and each output's loss term are the shared definitions
+// (shared/definitions.hpp, shared/scalar_math.hpp).
 #include "fastmlp/activation.hpp"
 #include "fastmlp/matrix.hpp"
+#include "fastmlp/shared/definitions.hpp"
 
 namespace fastmlp {
-
-enum class Loss { squared_error, log_loss, poisson };
-
-Loss parse_loss(const std::string& name);
-const char* loss_name(Loss loss);
-
-// Throws std::invalid_argument unless the output activation can be trained with this loss.
-void check_output_loss_pair(Activation output, Loss loss);
-
-// True where the output's local error is h - y alone: the pair's f'(a) cancels.
-bool is_matching_pair(Activation output, Loss loss);
 
 // Sum over samples of w_i * (the sample's loss summed over outputs); the caller divides by S.
 // h, y are (n_samples, n_outputs); weights is (n_samples,) or nullptr for unit weights.

@@ -10,34 +10,36 @@
 #include "fastmlp/activation.hpp"
 #include "fastmlp/loss.hpp"
 #include "fastmlp/matrix.hpp"
+#include "fastmlp/shared/definitions.hpp"
 
 namespace fastmlp {
 
-// The number of weights (not intercepts) of a network of these layer sizes, which is also
-// the multiply-adds of one sample's forward pass.
-inline double count_weights(const std::vector<Index>& sizes) {
-  double n = 0.0;
-  for (std::size_t l = 0; l + 1 < sizes.size(); ++l) n += double(sizes[l]) * double(sizes[l + 1]);
-  return n;
-}
-
-// Pointers to the weights of every layer: W_l is (sizes[l], sizes[l+1]) row-major, b_l is
-// (sizes[l+1],). Nothing is owned.
+// A network: its spec (sizes, activations, loss) and pointers to its parameters: W_l is
+// (sizes[l], sizes[l+1]) row-major, b_l is (sizes[l+1],). Nothing is owned.
 template <class T>
-struct Network {
-  std::vector<Index> sizes;  // input, hidden..., output; at least two
-  Activation hidden = Activation::relu;
-  Activation output = Activation::identity;
+struct Network : NetworkSpec {
   std::vector<T*> coefs;
   std::vector<T*> intercepts;
 
-  Index n_layers() const { return Index(sizes.size()) - 1; }  // weight layers
-  Index n_inputs() const { return sizes.front(); }
-  Index n_outputs() const { return sizes.back(); }
-  Activation activation_of(Index layer) const { return layer + 1 == n_layers() ? output : hidden; }
   MatrixMap<T> W(Index l) const { return MatrixMap<T>(coefs[l], sizes[l], sizes[l + 1]); }
   VectorMap<T> b(Index l) const { return VectorMap<T>(intercepts[l], sizes[l + 1]); }
 };
+
+// The parameter pointers of a flat vector (scikit-learn's packing: W_0..W_{L-1}, b_0..b_{L-1}).
+template <class T>
+void point_into_flat(const NetworkSpec& spec, T* flat, std::vector<T*>& coefs,
+                     std::vector<T*>& intercepts) {
+  coefs.clear();
+  intercepts.clear();
+  for (std::int64_t l = 0; l < spec.n_layers(); ++l) {
+    coefs.push_back(flat);
+    flat += spec.sizes[l] * spec.sizes[l + 1];
+  }
+  for (std::int64_t l = 0; l < spec.n_layers(); ++l) {
+    intercepts.push_back(flat);
+    flat += spec.sizes[l + 1];
+  }
+}
 
 // Gradient buffers with the layout of Network's parameters; again pointers only.
 template <class T>
@@ -51,7 +53,7 @@ struct Gradients {
 template <class T>
 class Workspace {
  public:
-  Workspace(const std::vector<Index>& sizes, Index max_rows);
+  Workspace(const std::vector<std::int64_t>& sizes, Index max_rows);
   Index max_rows() const { return max_rows_; }
   // z_l for l = 1..L (the output of weight layer l-1), (rows, sizes[l]).
   MatrixMap<T> z(Index l, Index rows) { return {z_[l - 1].data(), rows, sizes_[l]}; }
@@ -62,31 +64,20 @@ class Workspace {
   T* transposed_weights(Index l) { return wt_[l].size() ? wt_[l].data() : nullptr; }
 
  private:
-  std::vector<Index> sizes_;
+  std::vector<std::int64_t> sizes_;
   Index max_rows_;
   std::vector<RowMatrix<T>> z_, delta_, wt_;
 };
-
-// Raises std::invalid_argument when the network's description is unusable: fewer than two
-// sizes, a size below 1, an activation that can only be an output used in a hidden layer, or an
-// output activation the loss cannot train.
-template <class T>
-void check_network(const Network<T>& net, Loss loss);
-
-// Raises std::invalid_argument unless every layer of net has the derivative that training with
-// this loss needs (step units run forward only; see multiply_by_derivative).
-template <class T>
-void check_trainable(const Network<T>& net, Loss loss);
 
 // Forward pass of X (rows, n_inputs); the output lands in ws.z(L, rows).
 template <class T>
 void forward(const Network<T>& net, ConstMatrixMap<T> X, Workspace<T>& ws);
 
-// Forward and backward over the rows of X (possibly none): returns sum_i w_i * loss_i and
+// Forward and backward over the rows of X (possibly none), with the network's loss: returns sum_i w_i * loss_i and
 // writes the unnormalized sums z_{l-1}^T delta_l and sum_i delta_l into `sums` (no L2 term, no
 // 1/S), so that partial sums over row blocks can be added up.
 template <class T>
-double backprop_sums(const Network<T>& net, Loss loss, ConstMatrixMap<T> X, ConstMatrixMap<T> Y,
+double backprop_sums(const Network<T>& net, ConstMatrixMap<T> X, ConstMatrixMap<T> Y,
                      const T* weights, Workspace<T>& ws, const Gradients<T>& sums);
 
 // The loss of the batch (X, Y, weights) and its gradients, written into grads. weights is
@@ -94,9 +85,9 @@ double backprop_sums(const Network<T>& net, Loss loss, ConstMatrixMap<T> X, Cons
 // (pass a negative value to have it computed). Returns the weighted mean loss plus
 // 0.5 alpha sum ||W||^2 / S.
 template <class T>
-double loss_and_gradients(const Network<T>& net, Loss loss, ConstMatrixMap<T> X,
-                          ConstMatrixMap<T> Y, const T* weights, T alpha, Workspace<T>& ws,
-                          const Gradients<T>& grads, double weight_sq_norm = -1.0);
+double loss_and_gradients(const Network<T>& net, ConstMatrixMap<T> X, ConstMatrixMap<T> Y,
+                          const T* weights, T alpha, Workspace<T>& ws, const Gradients<T>& grads,
+                          double weight_sq_norm = -1.0);
 
 // sum_l ||W_l||_F^2, in double.
 template <class T>

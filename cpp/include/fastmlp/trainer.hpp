@@ -1,0 +1,81 @@
+// The CPU trainer: everything one fit (or partial_fit) call needs, checked and allocated once,
+// then minibatches run entirely in C++, in as many calls as the caller likes (Python runs an
+// epoch in chunks of about 0.1 s so that it can answer Ctrl-C and draw progress between them).
+// The parameters and optimizer moments are the caller's memory (NumPy arrays), updated in
+// place: nothing of the model's state lives here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "fastmlp/network.hpp"
+#include "fastmlp/optimizer.hpp"
+
+namespace fastmlp {
+
+// The data of a fit: X (n_samples, n_inputs), Y (n_samples, n_outputs), row-major, and the
+// sample weights (n_samples,) or nullptr.
+template <class T>
+struct TrainingData {
+  const T* X = nullptr;
+  const T* Y = nullptr;
+  const T* sample_weight = nullptr;
+  Index n_samples = 0;
+};
+
+// How the threads share a minibatch whose GEMMs are too small to thread inside: `automatic`
+// splits its rows among the threads when the batch carries enough work to pay for the three
+// barriers per batch; `always` and `never` force the choice (for tests and experiments).
+enum class BatchSplit { automatic, always, never };
+
+template <class T>
+struct ThreadSlot;
+
+template <class T>
+class Trainer {
+ public:
+  // Checks the spec (check_spec, and check_trainable) and sizes the workspace for batches of
+  // batch_size rows (at most n_samples). t is Adam's step count so far.
+  Trainer(const NetworkSpec& spec, const OptimizerConfig& config, T alpha, Index batch_size,
+          std::int64_t t, const TrainingData<T>& data, BatchSplit batch_split);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Takes these as the parameters and moments (moments.first/second: 2L arrays each, or none
+  // where the solver keeps none): pointers only, the memory stays the caller's.
+  void set_state(const std::vector<T*>& coefs, const std::vector<T*>& intercepts,
+                 const OptimizerState<T>& moments);
+
+  // Minibatches of batch_size over the rows order[0..n) (each in [0, n_samples)); the last may
+  // be short. Updates the parameters and moments in place. Returns the sum over batches of
+  // (batch loss * batch length), scikit-learn's accumulated_loss.
+  double run(const std::int64_t* order, Index n, double learning_rate);
+
+  // The full-batch loss (mean, with the L2 term) at the flat parameter vector params
+  // (scikit-learn's packing), its gradient written into grad (the same layout). The trained
+  // parameters set by set_state are not touched.
+  double loss_and_gradient(T* params, T* grad);
+
+  std::int64_t t() const { return t_; }
+  const NetworkSpec& spec() const { return net_; }
+
+ private:
+  void run_batches(int tid, const std::int64_t* order, Index n, double sq_norm);
+
+  Network<T> net_;
+  OptimizerConfig config_;
+  T alpha_;
+  Index batch_;
+  std::int64_t t_;
+  TrainingData<T> data_;
+  int split_ = 1;      // threads that share each batch's rows
+  int gemm_threads_ = 1;  // Eigen's threads inside each GEMM when the batch is not split
+  std::vector<std::unique_ptr<ThreadSlot<T>>> slots_;
+  OptimizerState<T> moments_;
+  std::unique_ptr<Workspace<T>> full_batch_;  // L-BFGS's, made at its first call
+  double accumulated_ = 0.0;
+};
+
+}  // namespace fastmlp

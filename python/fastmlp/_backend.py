@@ -1,0 +1,117 @@
+"""The one place that picks the compiled backend for a device.
+
+Every compiled module (``fastmlp._core_<variant>`` for the CPU, ``fastmlp._cuda_core`` for CUDA
+GPUs) exports the same interface, so that the estimators, :class:`fastmlp.MLP`, L-BFGS and the
+epoch loop call it without knowing which device computes:
+
+``capabilities() -> dict``
+    ``device`` ("cpu" or "cuda"), ``dtypes`` (the dtypes of X it computes in), and one flag
+    per optional capability (``bf16``, ``sparse``): a new kernel adds a capability, not a fork.
+``forward(X, coefs, intercepts, activation, output_activation, *, device=0, activations=False)``
+    The output activations (n_samples, n_outputs); with ``activations=True`` the list of every
+    layer's output ``[z_1, ..., z_L]`` (``z_L`` the network's output).
+``backward(X, Y, sample_weight, coefs, intercepts, coef_grads, intercept_grads, activation,
+output_activation, loss, alpha, *, device=0, internals=False)``
+    The weighted mean loss plus its L2 term; writes the gradients into ``coef_grads`` and
+    ``intercept_grads`` in place. With ``internals=True`` returns ``(loss, activations,
+    deltas)``, every layer's output and local error ``[delta_1, ..., delta_L]`` (the errors are
+    weighted by the sample weights, not yet divided by their sum).
+``Trainer(X, Y, sample_weight, coefs, intercepts, first, second, *, activation,
+output_activation, loss, alpha, solver, batch_size, learning_rate, momentum, nesterov, beta_1,
+beta_2, epsilon, t, device=0, **options)``
+    Built once per ``fit`` or ``partial_fit`` call: it checks and parses everything and sizes
+    its workspace once. ``solver`` is "sgd", "adam" or "lbfgs" (no moments: ``first`` and
+    ``second`` empty). On the CPU it maps the given NumPy arrays and updates them in place
+    (zero-copy); on a GPU it holds device copies. ``options`` are a backend's tuning switches
+    (the CPU's ``batch_split``, CUDA's ``fused``); see :data:`trainer_options`.
+
+    ``run(order, learning_rate) -> (loss_sum, t)``
+        Minibatches of ``batch_size`` over ``order`` (int64 row indices; the last batch may be
+        short), so that Python can run an epoch in chunks. Returns the sum of batch loss times
+        batch length (scikit-learn's accumulated loss) and Adam's step count so far.
+    ``loss_and_gradient(params, grad) -> float``
+        L-BFGS: the full-batch loss at the flat parameter vector ``params`` (W_0..W_{L-1} then
+        b_0..b_{L-1}, row-major, X's dtype) with its gradient written into ``grad``.
+    ``set_parameters(coefs, intercepts, first, second)``
+        Take these arrays as the current state (Python rebound them: best weights restored,
+        ``coefs_`` assigned): the CPU re-maps them, a GPU uploads them.
+    ``get_parameters(coefs, intercepts, first, second)``
+        Write the current state into these host arrays (a GPU downloads; on the CPU, where the
+        trainer already works in those arrays, nothing is copied).
+"""
+
+from fastmlp import _core, _cuda
+
+# Tuning switches that tests give every Trainer of a backend: {"cpu": {...}, "cuda": {...}}.
+trainer_options: dict[str, dict] = {"cpu": {}, "cuda": {}}
+
+
+class Backend:
+    """A compiled module bound to one device: the interface above, with ``device`` filled in."""
+
+    def __init__(self, module, device_index, kind):
+        self.module = module
+        self.device_index = device_index
+        self.kind = kind
+
+    def capabilities(self):
+        return dict(self.module.capabilities())
+
+    def forward(self, X, coefs, intercepts, activation, output_activation, activations=False):
+        return self.module.forward(
+            X,
+            coefs,
+            intercepts,
+            activation,
+            output_activation,
+            device=self.device_index,
+            activations=activations,
+        )
+
+    def backward(self, X, Y, sample_weight, coefs, intercepts, coef_grads, intercept_grads,
+                 activation, output_activation, loss, alpha, internals=False):  # fmt: skip
+        return self.module.backward(
+            X,
+            Y,
+            sample_weight,
+            coefs,
+            intercepts,
+            coef_grads,
+            intercept_grads,
+            activation,
+            output_activation,
+            loss,
+            alpha,
+            device=self.device_index,
+            internals=internals,
+        )
+
+    def trainer(self, X, Y, sample_weight, coefs, intercepts, first, second, **config):
+        return self.module.Trainer(
+            X,
+            Y,
+            sample_weight,
+            coefs,
+            intercepts,
+            first,
+            second,
+            device=self.device_index,
+            **config,
+            **trainer_options[self.kind],
+        )
+
+
+def backend_for(device):
+    """The backend that computes on ``device`` ("cpu", "cuda" or "cuda:N").
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is misspelled.
+    RuntimeError
+        If it names a GPU that this build or machine lacks (see ``fastmlp._cuda``).
+    """
+    index = _cuda.resolve_device(device)
+    if index is None:
+        return Backend(_core.module, 0, "cpu")
+    return Backend(_cuda.module(), index, "cuda")
