@@ -7,9 +7,10 @@ Three parts:
    where it was built), and ``device`` as a parameter (get_params, clone, pickle, save/load,
    to_sklearn).
 2. Everywhere: the device path's plumbing, through ``tests/fake_cuda_core.py``, a stand-in for
-   ``fastmlp._cuda_core`` that keeps its own copies of everything ("on the device") and
-   computes with the CPU core. A fit through it must give bitwise the CPU's model, so any stale
-   read, missed download or lost optimizer moment shows.
+   ``fastmlp._cuda_core`` that exports the same backend interface, keeps its own copies of
+   everything ("on the device") and computes with the CPU module. A fit through it must give
+   bitwise the CPU's model, so any stale read, missed ``get_parameters`` or lost optimizer
+   moment shows.
 3. On a GPU only (skipped, with the reason, elsewhere): the same estimators fitted with
    device="cpu" and device="cuda" from the same random_state agree to rounding, for every
    hidden activation, task, loss, solver and dtype.
@@ -28,7 +29,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 import fastmlp
-from fastmlp import _cuda, _epochs, reference
+from fastmlp import _backend, _cuda, reference
 
 _rng = np.random.RandomState(0)
 X = _rng.uniform(-1, 1, (96, 6))
@@ -354,11 +355,13 @@ def test_fit_through_the_device_path_is_the_cpu_fit(fake_cuda, activation, task,
     assert_same_model(gpu.fit(X_, y), cpu.fit(X_, y))
     # One Trainer per fit: the data went up once, the state came back once.
     [trainer] = fake_cuda.trainers
+    assert trainer.fused is _backend.trainer_options["cuda"].get("fused", True)
     if solver == "lbfgs":
-        assert trainer.epochs == 0
+        assert trainer.rows == 0 and trainer.gradient_calls > 0
     else:
-        assert (trainer.epochs, trainer.downloads) == (cpu.n_iter_, 1)
-        assert trainer.fused is _epochs.use_fused_kernel
+        # Every epoch's rows ran in the trainer, in as many chunks as Python chose.
+        assert (trainer.rows, trainer.downloads) == (cpu.n_iter_ * len(X_), 1)
+        assert trainer.gradient_calls == 0
     assert fake_cuda.forward_calls > 0  # predictions ran on the device too
 
 
@@ -451,6 +454,7 @@ def test_gpu_benchmark_runs_through_the_device_path(fake_cuda, monkeypatch, tmp_
         "narrow": dict(n_samples=500, n_features=8, hidden=(16, 16), n_classes=3, batch=100),
     }
     monkeypatch.setattr(_bench_gpu, "GPU_WORKLOADS", tiny)
+    options_before = dict(_backend.trainer_options["cuda"])
     results = _bench_gpu.run(repeats=1, out_dir=str(tmp_path))
     out = capsys.readouterr().out
     assert "GPU: Fake GPU" in out
@@ -461,7 +465,7 @@ def test_gpu_benchmark_runs_through_the_device_path(fake_cuda, monkeypatch, tmp_
     assert {"fastmlp", "fastmlp-unfused"} <= set(results["workloads"]["narrow"]["engines"])
     fused_flags = [t.fused for t in fake_cuda.trainers]
     assert True in fused_flags and False in fused_flags
-    assert _epochs.use_fused_kernel is True  # restored after the unfused runs
+    assert _backend.trainer_options["cuda"] == options_before  # restored after the unfused runs
 
 
 def test_gpu_benchmarks_pytorch_loop_trains(monkeypatch):
@@ -534,7 +538,7 @@ SOLVER_KERNELS = [(s, f) for s in SOLVERS if s != "lbfgs" for f in (True, False)
 @pytest.mark.parametrize("task", list(TASKS))
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_gpu_fit_matches_cpu_fit(monkeypatch, activation, task, solver, fused, dtype):
-    monkeypatch.setattr(_epochs, "use_fused_kernel", fused)
+    monkeypatch.setitem(_backend.trainer_options["cuda"], "fused", fused)
     params = dict(SOLVERS[solver], activation=activation)
     cpu, X_, y = make(task, dtype, **params)
     gpu = make(task, dtype, device="cuda", **params)[0]

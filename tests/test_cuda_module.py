@@ -1,10 +1,11 @@
 """fastmlp._cuda_core, the CUDA extension module, at the level of its own functions.
 
-Argument errors are raised before the device is touched, so they are tested on any machine
-that has the module built (FASTMLP_CUDA=ON). Everything that runs kernels compares the GPU
-with the CPU core (fastmlp._core) on random networks, for every activation, loss and solver,
-within float32 (or float64) tolerance; those tests skip without a GPU. Estimator-level GPU
-parity is tests/test_cuda.py.
+It exports the backend interface of every compiled module (fastmlp/_backend.py). Argument errors
+are raised before the device is touched, so they are tested on any machine that has the module
+built (FASTMLP_CUDA=ON). Everything that runs kernels compares the GPU with the CPU module
+(fastmlp._core.module, the same interface) on random networks, for every activation, loss and
+solver, within float32 (or float64) tolerance; those tests skip without a GPU. Estimator-level
+GPU parity is tests/test_cuda.py.
 """
 
 import numpy as np
@@ -15,6 +16,7 @@ from fastmlp import _core
 cuda = pytest.importorskip(
     "fastmlp._cuda_core", reason="fastmlp._cuda_core is not built (build with FASTMLP_CUDA=ON)"
 )
+cpu = _core.module
 
 HAS_GPU = cuda.device_count() > 0
 needs_gpu = pytest.mark.skipif(not HAS_GPU, reason=f"no CUDA device: {cuda.device_status()}")
@@ -63,7 +65,55 @@ def zeros_like_all(arrays):
     return [np.zeros_like(a) for a in arrays]
 
 
+def copies(arrays):
+    return [a.copy() for a in arrays]
+
+
+def flat(coefs, intercepts):
+    """The flat parameter vector: W_0..W_{L-1}, then b_0..b_{L-1}, row-major."""
+    return np.concatenate([a.ravel() for a in coefs + intercepts])
+
+
+def moments_for(solver, coefs, intercepts):
+    """(first, second) as the solver keeps them: sgd one moment, adam two, lbfgs none."""
+    count = {"sgd": 1, "adam": 2, "lbfgs": 0}.get(solver, 1)
+    first = zeros_like_all(coefs + intercepts) if count >= 1 else []
+    second = zeros_like_all(coefs + intercepts) if count >= 2 else []
+    return first, second
+
+
+SETTINGS = dict(
+    alpha=1e-3,
+    batch_size=32,
+    learning_rate=0.01,
+    momentum=0.9,
+    nesterov=True,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    t=0,
+)
+
+
 # --- what works without a GPU ------------------------------------------------------------------
+
+
+def test_capabilities():
+    assert cuda.capabilities() == {
+        "device": "cuda",
+        "dtypes": ["float32", "float64"],
+        "bf16": False,
+        "sparse": False,
+    }
+
+
+def test_the_backend_interface_is_the_cpu_modules():
+    # The same functions and Trainer methods as every compiled module (fastmlp/_backend.py).
+    for name in ("capabilities", "forward", "backward", "Trainer"):
+        assert hasattr(cuda, name) and hasattr(cpu, name)
+    for method in ("run", "loss_and_gradient", "set_parameters", "get_parameters"):
+        assert hasattr(cuda.Trainer, method) and hasattr(cpu.Trainer, method)
+    assert not hasattr(cuda, "loss_and_gradients") and not hasattr(cuda.Trainer, "train_epoch")
 
 
 def test_device_queries():
@@ -99,7 +149,7 @@ def test_type_stub_lists_what_the_module_has():
     tree = ast.parse(stub.read_text())
     names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     public = {n for n in dir(cuda) if not n.startswith("_")}
-    assert names - {"_DeviceProperties", "_BuildInfo"} == public
+    assert {n for n in names if not n.startswith("_")} == public
     (trainer,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Trainer"]
     methods = {n.name for n in trainer.body if isinstance(n, ast.FunctionDef)} - {"__init__"}
     assert methods == {n for n in dir(cuda.Trainer) if not n.startswith("_")}
@@ -116,19 +166,22 @@ def forward_args(dtype=np.float64):
     return np.zeros((5, 3), dtype), coefs, intercepts, "relu", "identity"
 
 
-def lag_args(dtype=np.float64):
+def backward_args(dtype=np.float64):
     X, coefs, intercepts, hidden, output = forward_args(dtype)
     Y = np.zeros((5, 2), dtype)
     grads = zeros_like_all(coefs), zeros_like_all(intercepts)
     return [X, Y, None, coefs, intercepts, *grads, hidden, output, "squared_error", 0.0]
 
 
-def trainer_args(dtype=np.float64, solver="sgd"):
+def trainer_args(dtype=np.float64, solver="sgd", **changes):
+    """(args, kwargs) of a valid Trainer, with `changes` to the keyword arguments."""
     X, coefs, intercepts, hidden, output = forward_args(dtype)
     Y = np.zeros((5, 2), dtype)
-    first = zeros_like_all(coefs + intercepts)
-    second = zeros_like_all(coefs + intercepts) if solver == "adam" else []
-    return [X, Y, None, coefs, intercepts, first, second, hidden, output, "squared_error", solver]
+    first, second = moments_for(solver, coefs, intercepts)
+    kwargs = dict(
+        SETTINGS, activation=hidden, output_activation=output, loss="squared_error", solver=solver
+    )
+    return [X, Y, None, coefs, intercepts, first, second], {**kwargs, **changes}
 
 
 def replaced(args, index, value):
@@ -164,10 +217,11 @@ def forward_errors():
     ]
 
 
+@pytest.mark.parametrize("activations", [False, True])
 @pytest.mark.parametrize("args, error, match", forward_errors())
-def test_forward_argument_errors(args, error, match):
+def test_forward_argument_errors(args, error, match, activations):
     with pytest.raises(error, match=match):
-        cuda.forward(*args)
+        cuda.forward(*args, activations=activations)
 
 
 def test_forward_bad_device_index():
@@ -175,8 +229,16 @@ def test_forward_bad_device_index():
         cuda.forward(*forward_args(), device=-1)
 
 
-def lag_errors():
-    base = lag_args()
+def test_device_is_a_keyword_argument():
+    # The interface's device and activations/internals are keyword-only.
+    with pytest.raises(TypeError):
+        cuda.forward(*forward_args(), 0)
+    with pytest.raises(TypeError):
+        cuda.backward(*backward_args(), 0)
+
+
+def backward_errors():
+    base = backward_args()
     ro = [g.copy() for g in base[5]]
     ro[0].setflags(write=False)
     return [
@@ -194,36 +256,68 @@ def lag_errors():
     ]
 
 
-@pytest.mark.parametrize("args, error, match", lag_errors())
-def test_loss_and_gradients_argument_errors(args, error, match):
+@pytest.mark.parametrize("internals", [False, True])
+@pytest.mark.parametrize("args, error, match", backward_errors())
+def test_backward_argument_errors(args, error, match, internals):
     with pytest.raises(error, match=match):
-        cuda.loss_and_gradients(*args)
+        cuda.backward(*args, internals=internals)
+
+
+def test_backward_bad_device_index():
+    with pytest.raises(IndexError, match="device"):
+        cuda.backward(*backward_args(), device=-1)
 
 
 def trainer_errors():
-    sgd, adam = trainer_args(), trainer_args(solver="adam")
+    sgd, _ = trainer_args()
+    adam, _ = trainer_args(solver="adam")
+    X = sgd[0]
     return [
-        (replaced(sgd, 10, "lbfgs"), ValueError, "solver"),
-        (replaced(sgd, 5, sgd[5][:3]), ValueError, "first holds 3 arrays"),
-        (replaced(sgd, 6, adam[6]), ValueError, "second holds 4 arrays, expected 0"),
-        (replaced(adam, 6, []), ValueError, "second holds 0 arrays, expected 4"),
-        (replaced(sgd, 5, sgd[5][2:] + sgd[5][:2]), ValueError, r"first\[0\] has shape"),
-        (replaced(sgd, 0, sgd[0].astype(np.float32)), TypeError, "dtype"),
-        (replaced(sgd, 1, np.zeros((5, 3))), ValueError, "Y has shape"),
-        (replaced(sgd, 9, "poisson"), ValueError, "cannot be used"),
-        (replaced(sgd, 7, "exp"), ValueError, "output activation"),
+        (sgd, dict(solver="bogus"), ValueError, "unknown solver"),
+        (replaced(sgd, 5, sgd[5][:3]), {}, ValueError, "first holds 3 arrays"),
+        (replaced(sgd, 6, adam[6]), {}, ValueError, "second holds 4 arrays, expected 0"),
+        (
+            replaced(adam, 6, []),
+            dict(solver="adam"),
+            ValueError,
+            "second holds 0 arrays, expected 4",
+        ),
+        # L-BFGS keeps no moments.
+        (sgd, dict(solver="lbfgs"), ValueError, "first holds 4 arrays, expected 0"),
+        (replaced(sgd, 5, sgd[5][2:] + sgd[5][:2]), {}, ValueError, r"first\[0\] has shape"),
+        (replaced(sgd, 0, X.astype(np.float32)), {}, TypeError, "dtype"),
+        (replaced(sgd, 0, X.astype(np.int32)), {}, TypeError, "X has dtype"),
+        (replaced(sgd, 1, np.zeros((5, 3))), {}, ValueError, "Y has shape"),
+        (replaced(sgd, 2, np.ones(6)), {}, ValueError, "sample_weight has shape"),
+        (sgd, dict(loss="poisson"), ValueError, "cannot be used"),
+        (sgd, dict(activation="exp"), ValueError, "output activation"),
+        (sgd, dict(batch_size=0), ValueError, "batch_size"),
+        # A trainer trains: step units (forward only) are refused when it is built.
+        (sgd, dict(activation="step"), ValueError, "step"),
     ]
 
 
-@pytest.mark.parametrize("args, error, match", trainer_errors())
-def test_trainer_argument_errors(args, error, match):
+@pytest.mark.parametrize("args, changes, error, match", trainer_errors())
+def test_trainer_argument_errors(args, changes, error, match):
+    kwargs = {**trainer_args(solver=changes.get("solver", "sgd"))[1], **changes}
     with pytest.raises(error, match=match):
-        cuda.Trainer(*args)
+        cuda.Trainer(*args, **kwargs)
+
+
+def test_trainer_takes_its_settings_by_keyword_only():
+    args, kwargs = trainer_args()
+    with pytest.raises(TypeError):
+        cuda.Trainer(*args, kwargs.pop("activation"), **kwargs)
+    args, kwargs = trainer_args()
+    del kwargs["t"]
+    with pytest.raises(TypeError):
+        cuda.Trainer(*args, **kwargs)
 
 
 def test_trainer_bad_device_index():
+    args, kwargs = trainer_args()
     with pytest.raises(IndexError, match="device"):
-        cuda.Trainer(*trainer_args(), device=-2)
+        cuda.Trainer(*args, **kwargs, device=-2)
 
 
 @needs_no_gpu
@@ -233,13 +327,19 @@ def test_valid_calls_raise_without_a_device(dtype):
     with pytest.raises(RuntimeError, match=message):
         cuda.forward(*forward_args(dtype))
     with pytest.raises(RuntimeError, match=message):
-        cuda.loss_and_gradients(*lag_args(dtype))
-    for solver in ["sgd", "adam"]:
-        with pytest.raises(RuntimeError, match=message):
-            cuda.Trainer(*trainer_args(dtype, solver), fused=True)
+        cuda.forward(*forward_args(dtype), activations=True)
+    with pytest.raises(RuntimeError, match=message):
+        cuda.backward(*backward_args(dtype))
+    with pytest.raises(RuntimeError, match=message):
+        cuda.backward(*backward_args(dtype), internals=True)
+    for solver in ["sgd", "adam", "lbfgs"]:
+        for fused in [True, False]:
+            args, kwargs = trainer_args(dtype, solver)
+            with pytest.raises(RuntimeError, match=message):
+                cuda.Trainer(*args, **kwargs, fused=fused)
 
 
-# --- on the GPU: the kernels against the CPU core ----------------------------------------------
+# --- on the GPU: the kernels against the CPU module --------------------------------------------
 
 # Shapes that cross the 64 x 64 GEMM tiles, the fused kernel's 128 and its row tiles.
 SHAPES = [[3, 5, 2], [7, 64, 65, 4], [130, 70, 3], [20, 128, 128, 10]]
@@ -254,41 +354,49 @@ def test_forward_matches_cpu(dtype, hidden, output):
     for sizes in SHAPES:
         coefs, intercepts = network(sizes, dtype)
         X = rng.standard_normal((77, sizes[0])).astype(dtype)
-        expected = _core.forward(X, coefs, intercepts, hidden, output)
+        expected = cpu.forward(X, coefs, intercepts, hidden, output)
         got = cuda.forward(X, coefs, intercepts, hidden, output)
         assert got.dtype == dtype and got.shape == expected.shape
-        if "step" in (hidden, output):
-            # A threshold flips where a pre-activation sits within rounding of 0: compare most.
-            assert np.mean(np.isclose(got, expected, **tol(dtype))) > 0.97
-        else:
-            np.testing.assert_allclose(got, expected, **tol(dtype))
+        layers = cuda.forward(X, coefs, intercepts, hidden, output, activations=True)
+        expected_layers = cpu.forward(X, coefs, intercepts, hidden, output, activations=True)
+        assert len(layers) == len(sizes) - 1
+        assert [z.shape for z in layers] == [(77, s) for s in sizes[1:]]
+        for z, e in [(got, expected), *zip(layers, expected_layers, strict=True)]:
+            if "step" in (hidden, output):
+                # A threshold flips where a pre-activation sits within rounding of 0: compare
+                # most.
+                assert np.mean(np.isclose(z, e, **tol(dtype))) > 0.97
+            else:
+                np.testing.assert_allclose(z, e, **tol(dtype))
 
 
 @needs_gpu
 def test_forward_many_rows_and_no_rows():
     coefs, intercepts = network([10, 33, 3], np.float32)
     X = np.random.default_rng(2).standard_normal((200_003, 10)).astype(np.float32)
-    expected = _core.forward(X, coefs, intercepts, "tanh", "softmax")
+    expected = cpu.forward(X, coefs, intercepts, "tanh", "softmax")
     np.testing.assert_allclose(
         cuda.forward(X, coefs, intercepts, "tanh", "softmax"), expected, rtol=2e-4, atol=2e-6
     )
+    # Every layer, over more rows than one chunk of the workspace.
+    layers = cuda.forward(X, coefs, intercepts, "tanh", "softmax", activations=True)
+    np.testing.assert_allclose(layers[-1], expected, rtol=2e-4, atol=2e-6)
+    hidden = cpu.forward(X, coefs, intercepts, "tanh", "softmax", activations=True)[0]
+    np.testing.assert_allclose(layers[0], hidden, rtol=2e-4, atol=2e-6)
     assert cuda.forward(X[:0], coefs, intercepts, "tanh", "softmax").shape == (0, 3)
 
 
-def lag_both(X, Y, w, coefs, intercepts, hidden, output, loss, alpha):
+def backward_both(X, Y, w, coefs, intercepts, hidden, output, loss, alpha, internals=False):
     g_cpu = zeros_like_all(coefs), zeros_like_all(intercepts)
     g_gpu = zeros_like_all(coefs), zeros_like_all(intercepts)
-    v_cpu = _core.loss_and_gradients(
-        X, Y, w, coefs, intercepts, *g_cpu, hidden, output, loss, alpha
-    )
-    v_gpu = cuda.loss_and_gradients(
-        X, Y, w, coefs, intercepts, *g_gpu, hidden, output, loss, alpha
-    )
-    return (v_cpu, g_cpu), (v_gpu, g_gpu)
+    args = (hidden, output, loss, alpha)
+    r_cpu = cpu.backward(X, Y, w, coefs, intercepts, *g_cpu, *args, internals=internals)
+    r_gpu = cuda.backward(X, Y, w, coefs, intercepts, *g_gpu, *args, internals=internals)
+    return (r_cpu, g_cpu), (r_gpu, g_gpu)
 
 
-def assert_same_gradients(cpu, gpu, dtype):
-    (v_cpu, (gc_cpu, gi_cpu)), (v_gpu, (gc_gpu, gi_gpu)) = cpu, gpu
+def assert_same_gradients(cpu_result, gpu_result, dtype):
+    (v_cpu, (gc_cpu, gi_cpu)), (v_gpu, (gc_gpu, gi_gpu)) = cpu_result, gpu_result
     np.testing.assert_allclose(v_gpu, v_cpu, **tol(dtype))
     for a, b in zip(gc_gpu + gi_gpu, gc_cpu + gi_cpu, strict=True):
         np.testing.assert_allclose(
@@ -301,7 +409,7 @@ def assert_same_gradients(cpu, gpu, dtype):
 @pytest.mark.parametrize("hidden", HIDDEN)
 @pytest.mark.parametrize("output, loss", PAIRS)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_loss_and_gradients_match_cpu(dtype, hidden, output, loss, weighted):
+def test_backward_matches_cpu(dtype, hidden, output, loss, weighted):
     rng = np.random.default_rng(3)
     for sizes in SHAPES:
         coefs, intercepts = network(sizes, dtype)
@@ -309,39 +417,85 @@ def test_loss_and_gradients_match_cpu(dtype, hidden, output, loss, weighted):
         X = rng.standard_normal((n, sizes[0])).astype(dtype)
         Y = targets(n, sizes[-1], output, loss, dtype, rng)
         w = rng.uniform(0.0, 2.0, n).astype(dtype) if weighted else None
-        cpu, gpu = lag_both(X, Y, w, coefs, intercepts, hidden, output, loss, 1e-2)
-        assert_same_gradients(cpu, gpu, dtype)
+        cpu_result, gpu_result = backward_both(
+            X, Y, w, coefs, intercepts, hidden, output, loss, 1e-2
+        )
+        assert_same_gradients(cpu_result, gpu_result, dtype)
 
 
 @needs_gpu
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_loss_and_gradients_split_reduction_and_edge_cases(dtype):
+@pytest.mark.parametrize("output, loss", [("softmax", "log_loss"), ("exp", "squared_error")])
+def test_backward_internals_match_cpu(dtype, output, loss):
+    # Every layer's output and local error, the errors weighted by the sample weights (not
+    # divided by their sum), as the CPU's backprop before scaling.
+    rng = np.random.default_rng(7)
+    sizes = [7, 64, 65, 4]
+    coefs, intercepts = network(sizes, dtype)
+    X = rng.standard_normal((300, sizes[0])).astype(dtype)
+    Y = targets(300, sizes[-1], output, loss, dtype, rng)
+    w = rng.uniform(0.0, 2.0, 300).astype(dtype)
+    (r_cpu, g_cpu), (r_gpu, g_gpu) = backward_both(
+        X, Y, w, coefs, intercepts, "tanh", output, loss, 1e-2, internals=True
+    )
+    (v_cpu, z_cpu, d_cpu), (v_gpu, z_gpu, d_gpu) = r_cpu, r_gpu
+    assert_same_gradients((v_cpu, g_cpu), (v_gpu, g_gpu), dtype)
+    assert [z.shape for z in z_gpu] == [d.shape for d in d_gpu] == [(300, s) for s in sizes[1:]]
+    loose = dict(rtol=tol(dtype)["rtol"] * 10, atol=tol(dtype)["atol"] * 10)
+    for a, b in zip(z_gpu + d_gpu, z_cpu + d_cpu, strict=True):
+        np.testing.assert_allclose(a, b, **loose)
+    np.testing.assert_allclose(
+        z_gpu[-1], cuda.forward(X, coefs, intercepts, "tanh", output), **tol(dtype)
+    )
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_backward_split_reduction_and_edge_cases(dtype):
     # Enough rows for the weight-gradient GEMM to split its reduction over blocks.
     rng = np.random.default_rng(4)
     coefs, intercepts = network([16, 32, 3], dtype)
     X = rng.standard_normal((50_001, 16)).astype(dtype)
     Y = targets(50_001, 3, "softmax", "log_loss", dtype, rng)
-    cpu, gpu = lag_both(X, Y, None, coefs, intercepts, "relu", "softmax", "log_loss", 0.1)
-    assert_same_gradients(cpu, gpu, dtype)
+    cpu_result, gpu_result = backward_both(
+        X, Y, None, coefs, intercepts, "relu", "softmax", "log_loss", 0.1
+    )
+    assert_same_gradients(cpu_result, gpu_result, dtype)
     # All-zero sample weights: no loss and no gradient, as on the CPU.
     w = np.zeros(50_001, dtype)
-    (v, grads) = lag_both(X, Y, w, coefs, intercepts, "relu", "softmax", "log_loss", 0.1)[1]
+    (v, grads) = backward_both(X, Y, w, coefs, intercepts, "relu", "softmax", "log_loss", 0.1)[1]
     assert v == 0.0 and all(not g.any() for g in grads[0] + grads[1])
 
 
-def trainer_pair(dtype, sizes, hidden, output, loss, solver, fused, weighted, seed=5):
+def trainer_pair(dtype, sizes, hidden, output, loss, solver, fused, weighted, seed=5, **settings):
+    """A CUDA trainer and a CPU trainer on the same data and start: the CPU's works in place on
+    its own copies of the parameters and moments, which it returns."""
     rng = np.random.default_rng(seed)
     coefs, intercepts = network(sizes, dtype, seed)
     n = 257
     X = rng.standard_normal((n, sizes[0])).astype(dtype)
     Y = targets(n, sizes[-1], output, loss, dtype, rng)
     w = rng.uniform(0.5, 1.5, n).astype(dtype) if weighted else None
-    first = zeros_like_all(coefs + intercepts)
-    second = zeros_like_all(coefs + intercepts) if solver == "adam" else []
-    trainer = cuda.Trainer(
-        X, Y, w, coefs, intercepts, first, second, hidden, output, loss, solver, fused=fused
+    first, second = moments_for(solver, coefs, intercepts)
+    kwargs = dict(
+        SETTINGS,
+        **settings,
+        activation=hidden,
+        output_activation=output,
+        loss=loss,
+        solver=solver,
     )
-    return trainer, (X, Y, w, coefs, intercepts, first, second)
+    gpu_trainer = cuda.Trainer(X, Y, w, coefs, intercepts, first, second, fused=fused, **kwargs)
+    state = [copies(a) for a in (coefs, intercepts, first, second)]
+    cpu_trainer = cpu.Trainer(X, Y, w, *state, **kwargs)
+    return gpu_trainer, cpu_trainer, (X, Y, w, state)
+
+
+def downloaded(trainer, state):
+    """The trainer's parameters and moments, written into fresh arrays shaped as `state`."""
+    out = [zeros_like_all(a) for a in state]
+    trainer.get_parameters(*out)
+    return out
 
 
 @needs_gpu
@@ -350,125 +504,105 @@ def trainer_pair(dtype, sizes, hidden, output, loss, solver, fused, weighted, se
 @pytest.mark.parametrize("solver, nesterov", [("sgd", True), ("sgd", False), ("adam", False)])
 @pytest.mark.parametrize("hidden", HIDDEN)
 @pytest.mark.parametrize("output, loss", PAIRS)
-def test_trainer_epochs_match_cpu(dtype, fused, solver, nesterov, hidden, output, loss):
+def test_trainer_runs_match_cpu(dtype, fused, solver, nesterov, hidden, output, loss):
     sizes = [6, 40, 33, 3]
-    trainer, (X, Y, w, coefs, intercepts, first, second) = trainer_pair(
-        dtype, sizes, hidden, output, loss, solver, fused, weighted=(hidden == "tanh")
+    gpu_trainer, cpu_trainer, (X, Y, w, state) = trainer_pair(
+        dtype, sizes, hidden, output, loss, solver, fused, (hidden == "tanh"), nesterov=nesterov
     )
-    assert trainer.fused == fused and trainer.n_samples == len(X) and trainer.dtype == dtype
+    assert gpu_trainer.fused == fused
     rng = np.random.default_rng(6)
-    settings = dict(
-        alpha=1e-3,
-        learning_rate=0.01,
-        momentum=0.9,
-        nesterov=nesterov,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-    )
-    t_cpu = t_gpu = 0
-    for _ in range(3):
+    for epoch in range(3):
         order = rng.permutation(len(X)).astype(np.int64)
-        acc_cpu, t_cpu = _core.train_epoch(
-            X,
-            Y,
-            w,
-            order,
-            32,
-            coefs,
-            intercepts,
-            first,
-            second,
-            hidden,
-            output,
-            loss,
-            settings["alpha"],
-            solver,
-            settings["learning_rate"],
-            settings["momentum"],
-            nesterov,
-            settings["beta_1"],
-            settings["beta_2"],
-            settings["epsilon"],
-            t_cpu,
-        )
-        acc_gpu, t_gpu = trainer.train_epoch(order, 32, t=t_gpu, **settings)
-        assert t_gpu == t_cpu
-        np.testing.assert_allclose(acc_gpu, acc_cpu, rtol=1e-3 if dtype == np.float32 else 1e-9)
-    got = zeros_like_all(coefs), zeros_like_all(intercepts)
-    got_first = zeros_like_all(first)
-    got_second = zeros_like_all(second)
-    trainer.download(*got, got_first, got_second)
+        learning_rate = 0.01 / (epoch + 1)  # as a schedule changes it between epochs
+        loss_cpu, t_cpu = cpu_trainer.run(order, learning_rate)
+        if epoch == 1:
+            # An epoch in two chunks at a batch boundary is the same as in one call.
+            loss_gpu, _ = gpu_trainer.run(order[:64], learning_rate)
+            rest, t_gpu = gpu_trainer.run(order[64:], learning_rate)
+            loss_gpu += rest
+        else:
+            loss_gpu, t_gpu = gpu_trainer.run(order, learning_rate)
+        assert t_gpu == t_cpu == (9 * (epoch + 1) if solver == "adam" else 0)
+        np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-3 if dtype == np.float32 else 1e-9)
+    cpu_trainer.get_parameters(*state)
     loose = {"rtol": 2e-3, "atol": 2e-4} if dtype == np.float32 else tol(dtype)
-    expected = coefs + intercepts + first + second
-    for a, b in zip(got[0] + got[1] + got_first + got_second, expected, strict=True):
-        np.testing.assert_allclose(a, b, **loose)
+    for got, expected in zip(downloaded(gpu_trainer, state), state, strict=True):
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_allclose(a, b, **loose)
+    coefs, intercepts = downloaded(gpu_trainer, state)[:2]
     np.testing.assert_allclose(
-        trainer.predict(X), _core.forward(X, coefs, intercepts, hidden, output), **loose
+        cuda.forward(X, coefs, intercepts, hidden, output),
+        cpu.forward(X, state[0], state[1], hidden, output),
+        **loose,
     )
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lbfgs_trainer_loss_and_gradient_matches_cpu(dtype, weighted):
+    gpu_trainer, cpu_trainer, (X, Y, w, state) = trainer_pair(
+        dtype, [5, 17, 2], "relu", "identity", "squared_error", "lbfgs", False, weighted, alpha=0.1
+    )
+    for seed in (9, 10):
+        params = flat(*network([5, 17, 2], dtype, seed=seed))
+        g_cpu, g_gpu = np.zeros_like(params), np.zeros_like(params)
+        v_cpu = cpu_trainer.loss_and_gradient(params, g_cpu)
+        v_gpu = gpu_trainer.loss_and_gradient(params, g_gpu)
+        np.testing.assert_allclose(v_gpu, v_cpu, **tol(dtype))
+        np.testing.assert_allclose(
+            g_gpu, g_cpu, rtol=tol(dtype)["rtol"] * 10, atol=tol(dtype)["atol"] * 10
+        )
+    with pytest.raises(ValueError, match="lbfgs"):
+        gpu_trainer.run(np.arange(3, dtype=np.int64), 0.1)
 
 
 @needs_gpu
 @pytest.mark.parametrize("fused", [False, True])
-def test_trainer_upload_loss_and_gradients_and_errors(fused):
+def test_trainer_state_gradient_and_errors(fused):
     dtype = np.float32
-    trainer, (X, Y, w, coefs, intercepts, first, second) = trainer_pair(
-        dtype, [5, 17, 2], "relu", "identity", "squared_error", "sgd", fused, weighted=True
+    sizes = [5, 17, 2]
+    gpu_trainer, _, (X, Y, w, state) = trainer_pair(
+        dtype, sizes, "relu", "identity", "squared_error", "sgd", fused, weighted=True, alpha=0.1
     )
-    other_coefs, other_intercepts = network([5, 17, 2], dtype, seed=9)
-    g_cpu = zeros_like_all(coefs), zeros_like_all(intercepts)
-    g_gpu = zeros_like_all(coefs), zeros_like_all(intercepts)
-    v_cpu = _core.loss_and_gradients(
+    other_coefs, other_intercepts = network(sizes, dtype, seed=9)
+    g_cpu = zeros_like_all(other_coefs), zeros_like_all(other_intercepts)
+    v_cpu = cpu.backward(
         X, Y, w, other_coefs, other_intercepts, *g_cpu, "relu", "identity", "squared_error", 0.1
     )
-    v_gpu = trainer.loss_and_gradients(other_coefs, other_intercepts, *g_gpu, 0.1)
-    assert_same_gradients((v_cpu, g_cpu), (v_gpu, g_gpu), dtype)
-    # The trained parameters are untouched by loss_and_gradients...
-    np.testing.assert_allclose(
-        trainer.predict(X),
-        _core.forward(X, coefs, intercepts, "relu", "identity"),
-        rtol=2e-4,
-        atol=2e-5,
-    )
-    # ...and replaced by upload.
-    trainer.upload(other_coefs, other_intercepts)
-    np.testing.assert_allclose(
-        trainer.predict(X),
-        _core.forward(X, other_coefs, other_intercepts, "relu", "identity"),
-        rtol=2e-4,
-        atol=2e-5,
-    )
-    settings = dict(
-        alpha=0.0,
-        learning_rate=0.1,
-        momentum=0.9,
-        nesterov=True,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-8,
-        t=0,
-    )
-    assert trainer.train_epoch(np.zeros(0, np.int64), 8, **settings) == (0.0, 0)
+    grad = np.zeros(sum(a.size for a in other_coefs + other_intercepts), dtype)
+    v_gpu = gpu_trainer.loss_and_gradient(flat(other_coefs, other_intercepts), grad)
+    np.testing.assert_allclose(v_gpu, v_cpu, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(grad, flat(*g_cpu), rtol=2e-3, atol=2e-4)
+    # The trained parameters are untouched by loss_and_gradient...
+    for got, start in zip(downloaded(gpu_trainer, state), state, strict=True):
+        for a, b in zip(got, start, strict=True):
+            np.testing.assert_array_equal(a, b)
+    # ...and replaced, moments included, by set_parameters.
+    velocities = [np.full_like(v, 0.5) for v in state[2]]
+    gpu_trainer.set_parameters(other_coefs, other_intercepts, velocities, [])
+    got = downloaded(gpu_trainer, state)
+    for a, b in zip(
+        got[0] + got[1] + got[2], other_coefs + other_intercepts + velocities, strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert gpu_trainer.run(np.zeros(0, np.int64), 0.1) == (0.0, 0)
     with pytest.raises(IndexError, match="order"):
-        trainer.train_epoch(np.array([0, len(X)], np.int64), 8, **settings)
-    with pytest.raises(ValueError, match="batch_size"):
-        trainer.train_epoch(np.arange(3, dtype=np.int64), 0, **settings)
+        gpu_trainer.run(np.array([0, len(X)], np.int64), 0.1)
     with pytest.raises(TypeError, match="order"):
-        trainer.train_epoch(np.arange(3, dtype=np.int32), 2, **settings)
-    with pytest.raises(TypeError):
-        trainer.predict(X.astype(np.float64))
-
-
-@needs_gpu
-def test_step_units_forward_only_on_the_trainer():
-    trainer, (X, *_rest) = trainer_pair(
-        np.float64, [4, 6, 1], "step", "identity", "squared_error", "sgd", False, False
-    )
-    assert trainer.predict(X).shape == (len(X), 1)
-    with pytest.raises(ValueError, match="step"):
-        trainer.train_epoch(
-            np.arange(4, dtype=np.int64), 2, 0.0, 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0
-        )
+        gpu_trainer.run(np.arange(3, dtype=np.int32), 0.1)
+    with pytest.raises(ValueError, match="params has shape"):
+        gpu_trainer.loss_and_gradient(grad[:-1].copy(), grad)
+    with pytest.raises(TypeError, match="grad has dtype"):
+        gpu_trainer.loss_and_gradient(grad, grad.astype(np.float64))
+    read_only = [copies(a) for a in state]
+    read_only[0][0].setflags(write=False)
+    with pytest.raises(ValueError, match="writeable"):
+        gpu_trainer.get_parameters(*read_only)
+    with pytest.raises(ValueError, match="second holds 1 arrays, expected 0"):
+        gpu_trainer.set_parameters(*state[:3], [state[0][0]])
+    with pytest.raises(TypeError, match="coefs"):
+        gpu_trainer.set_parameters([c.astype(np.float64) for c in state[0]], *state[1:])
 
 
 @needs_gpu
@@ -491,32 +625,16 @@ def test_device_properties():
 def test_fused_kernel_takes_narrow_networks_only(sizes, expected):
     # Wider than 128 anywhere, or deeper than 16 weight layers: the unfused kernels run instead,
     # with the same results.
-    trainer, (X, Y, w, coefs, intercepts, first, second) = trainer_pair(
-        np.float64, sizes, "tanh", "identity", "squared_error", "adam", True, weighted=False
-    )
-    assert trainer.fused is expected
+    gpu_trainer, cpu_trainer, (X, *_) = trainer_pair(
+        np.float64, sizes, "tanh", "identity", "squared_error", "adam", True, weighted=False,
+        alpha=1e-4, batch_size=50, learning_rate=1e-3, nesterov=False,
+    )  # fmt: skip
+    assert gpu_trainer.fused is expected
     order = np.arange(len(X), dtype=np.int64)
-    settings = (1e-4, 1e-3, 0.9, False, 0.9, 0.999, 1e-8, 0)
-    acc_gpu, t_gpu = trainer.train_epoch(order, 50, *settings)
-    acc_cpu, t_cpu = _core.train_epoch(
-        X,
-        Y,
-        w,
-        order,
-        50,
-        coefs,
-        intercepts,
-        first,
-        second,
-        "tanh",
-        "identity",
-        "squared_error",
-        settings[0],
-        "adam",
-        *settings[1:],
-    )
-    assert t_gpu == t_cpu
-    np.testing.assert_allclose(acc_gpu, acc_cpu, rtol=1e-9)
+    loss_gpu, t_gpu = gpu_trainer.run(order, 1e-3)
+    loss_cpu, t_cpu = cpu_trainer.run(order, 1e-3)
+    assert t_gpu == t_cpu == 6
+    np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-9)
 
 
 @needs_gpu

@@ -14,10 +14,8 @@
 namespace fastmlp::cuda {
 
 template <class T>
-DeviceNet<T>::DeviceNet(int device, const NetSpec& spec, bool fused)
-    : spec_(spec),
-      fused_(fused && spec.is_narrow() && spec.n_layers() <= kFusedMaxLayers),
-      scalars_(1) {
+DeviceNet<T>::DeviceNet(int device, const NetworkSpec& spec, bool fused)
+    : spec_(spec), fused_(fused && fits_fused_kernel(spec)), scalars_(1) {
   FASTMLP_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
   const std::int64_t L = spec_.n_layers();
   std::int64_t offset = 0;
@@ -98,13 +96,13 @@ template <class T>
 void DeviceNet<T>::forward_layers(const T* params, const T* x, std::int64_t rows, T* out) {
   const std::int64_t L = spec_.n_layers();
   for (std::int64_t l = 0; l < L; ++l) {
-    const Act f = l + 1 == L ? spec_.output : spec_.hidden;
+    const Activation f = spec_.activation_of(l);
     const T* in = l == 0 ? x : z(l);
     T* dst = l + 1 == L ? out : z(l + 1);
     gemm_forward<T>(in, params + coef_offsets_[l], params + intercept_offsets_[l], dst, rows,
-                    spec_.sizes[l], spec_.sizes[l + 1], f == Act::softmax ? Act::identity : f,
-                    sm_count_, stream());
-    if (f == Act::softmax) softmax_rows<T>(dst, rows, spec_.sizes[l + 1], stream());
+                    spec_.sizes[l], spec_.sizes[l + 1],
+                    f == Activation::softmax ? Activation::identity : f, sm_count_, stream());
+    if (f == Activation::softmax) softmax_rows<T>(dst, rows, spec_.sizes[l + 1], stream());
   }
 }
 
@@ -112,7 +110,7 @@ namespace {
 
 // The fused kernel's view of the network at params, writing into the given buffers.
 template <class T>
-FusedArgs<T> fused_args(const NetSpec& spec, const T* params,
+FusedArgs<T> fused_args(const NetworkSpec& spec, const T* params,
                         const std::vector<std::int64_t>& coef_offsets,
                         const std::vector<std::int64_t>& intercept_offsets) {
   FusedArgs<T> a{};
@@ -203,27 +201,47 @@ const T* DeviceNet<T>::train_pass(const T* params, const T* X, const T* Y, const
 }
 
 template <class T>
-void DeviceNet<T>::predict_host(const T* params, const T* X, std::int64_t rows, T* out) {
+void DeviceNet<T>::predict_host(const T* params, const T* X, std::int64_t rows,
+                                const std::vector<T*>& outputs) {
   if (rows == 0) return;
-  const std::int64_t n_in = spec_.sizes.front(), n_out = spec_.sizes.back();
+  const std::int64_t L = spec_.n_layers();
+  const bool every_layer = outputs.size() > 1;
+  const std::int64_t n_in = spec_.sizes.front();
   const std::int64_t chunk = std::min(rows, chunk_rows());
   reserve_rows(chunk);
   T* const x_dev = ws_.get() + x_offset_;
-  T* const out_dev = z(spec_.n_layers());
   for (std::int64_t start = 0; start < rows; start += chunk) {
     const std::int64_t n = std::min(chunk, rows - start);
     copy_to_device(x_dev, X + start * n_in, std::size_t(n * n_in), stream());
-    forward(params, x_dev, n, out_dev);
-    copy_to_host(out + start * n_out, out_dev, std::size_t(n * n_out), stream());
+    if (every_layer) {
+      // The fused kernel keeps hidden outputs in shared memory: the layer-by-layer pass leaves
+      // each one in the workspace.
+      forward_layers(params, x_dev, n, z(L));
+      for (std::int64_t l = 1; l <= L; ++l) {
+        copy_to_host(outputs[l - 1] + start * spec_.sizes[l], z(l), std::size_t(n * spec_.sizes[l]),
+                     stream());
+      }
+    } else {
+      forward(params, x_dev, n, z(L));
+      copy_to_host(outputs[0] + start * spec_.n_outputs(), z(L), std::size_t(n * spec_.n_outputs()),
+                   stream());
+    }
   }
   stream_.synchronize();
 }
 
 template <class T>
-double DeviceNet<T>::loss_and_gradients(const T* params, const T* X, const T* Y, const T* w,
-                                        std::int64_t n, T alpha, T* grads) {
+double DeviceNet<T>::loss_and_gradient(const T* params, const T* X, const T* Y, const T* w,
+                                       std::int64_t n, T alpha, T* grads,
+                                       const HostLayers<T>* internals) {
+  const std::int64_t L = spec_.n_layers();
   const std::int64_t n_in = spec_.sizes.front(), n_out = spec_.sizes.back();
   const std::int64_t n_params = spec_.n_params();
+  const bool copy_internals =
+      internals && (!internals->activations.empty() || !internals->deltas.empty());
+  if (copy_internals && fused_) {
+    throw CudaError("fastmlp CUDA: layer internals need the unfused pass");
+  }
   PassScalars* s = scalars();
   FASTMLP_CUDA_CHECK(cudaMemsetAsync(s, 0, sizeof(PassScalars), stream()));
   FASTMLP_CUDA_CHECK(cudaMemsetAsync(grads, 0, sizeof(T) * std::size_t(n_params), stream()));
@@ -235,6 +253,21 @@ double DeviceNet<T>::loss_and_gradients(const T* params, const T* X, const T* Y,
     const std::int64_t rows = std::min(chunk, n - start);
     train_pass(params, X + start * n_in, Y + start * n_out, w ? w + start : nullptr, nullptr, rows,
                grads, true);
+    if (copy_internals) {
+      // The next chunk overwrites the workspace: copy this one's layers out first (stream
+      // order keeps the copies before the next chunk's kernels).
+      for (std::int64_t l = 1; l <= L; ++l) {
+        const std::size_t count = std::size_t(rows * spec_.sizes[l]);
+        if (!internals->activations.empty()) {
+          copy_to_host(internals->activations[l - 1] + start * spec_.sizes[l], z(l), count,
+                       stream());
+        }
+        if (!internals->deltas.empty()) {
+          copy_to_host(internals->deltas[l - 1] + start * spec_.sizes[l], delta(l), count,
+                       stream());
+        }
+      }
+    }
   }
   finish_gradients<T>(grads, params, n_params, spec_.n_coefs(), alpha, s, sm_count_, stream());
   PassScalars host{};

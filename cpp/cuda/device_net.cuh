@@ -19,9 +19,9 @@ template <class T>
 class DeviceNet {
  public:
   // The device must be current (a DeviceGuard held) for the object's whole life.
-  DeviceNet(int device, const NetSpec& spec, bool fused);
+  DeviceNet(int device, const NetworkSpec& spec, bool fused);
 
-  const NetSpec& spec() const { return spec_; }
+  const NetworkSpec& spec() const { return spec_; }
   cudaStream_t stream() const { return stream_.get(); }
   int sm_count() const { return sm_count_; }
   bool fused() const { return fused_; }
@@ -50,21 +50,24 @@ class DeviceNet {
   const T* train_pass(const T* params, const T* X, const T* Y, const T* w,
                       const std::int64_t* order, std::int64_t rows, T* grads, bool accumulate);
 
-  // host out (rows, n_out) <- forward pass of host X, in chunks.
-  void predict_host(const T* params, const T* X, std::int64_t rows, T* out);
+  // Forward pass of host X (rows, n_in), in chunks: outputs holds one host array (rows, n_out)
+  // for the output, or L host arrays for every layer's output z_1..z_L (rows, sizes[l]).
+  void predict_host(const T* params, const T* X, std::int64_t rows, const std::vector<T*>& outputs);
 
-  // fastmlp::loss_and_gradients over device data X (n, n_in), Y (n, n_out), w (n,) or
-  // nullptr: grads (device, parameter layout) <- the finished gradients; returns the loss.
-  // Synchronizes once, at the end.
-  double loss_and_gradients(const T* params, const T* X, const T* Y, const T* w, std::int64_t n,
-                            T alpha, T* grads);
+  // The full-batch loss and gradient over device data X (n, n_in), Y (n, n_out), w (n,) or
+  // nullptr: grads (device, parameter layout) <- the finished gradients (mean over the weights,
+  // L2 term included); returns the loss with its L2 term. With `internals` (unfused only), also
+  // copies every layer's output and weighted local error to those host arrays. Synchronizes
+  // once, at the end (and per chunk when copying internals).
+  double loss_and_gradient(const T* params, const T* X, const T* Y, const T* w, std::int64_t n,
+                           T alpha, T* grads, const HostLayers<T>* internals = nullptr);
 
  private:
   T* z(std::int64_t l) const { return ws_.get() + z_offsets_[l - 1]; }      // (rows, sizes[l])
   T* delta(std::int64_t l) const { return ws_.get() + d_offsets_[l - 1]; }  // (rows, sizes[l])
   void forward_layers(const T* params, const T* x, std::int64_t rows, T* out);
 
-  NetSpec spec_;
+  NetworkSpec spec_;
   bool fused_;
   int sm_count_ = 1;
   Stream stream_;

@@ -30,7 +30,7 @@ using Tile = T[kRows<T>][kStride];
 template <class T>
 __device__ __forceinline__ void dense_forward(const Tile<T>& in, Tile<T>& out,
                                               const T* __restrict__ W, const T* __restrict__ b,
-                                              int K, int N, Act f) {
+                                              int K, int N, Activation f) {
   constexpr int R = kRows<T>;
   const int groups = kThreads / N;  // row groups sharing the columns; N <= kThreads
   const int n = threadIdx.x % N, g = threadIdx.x / N;
@@ -50,7 +50,7 @@ __device__ __forceinline__ void dense_forward(const Tile<T>& in, Tile<T>& out,
 #pragma unroll
   for (int i = 0; i < R; ++i) {
     const int r = g + i * groups;
-    if (r < R) out[r][n] = activate(f, T(acc[i] + bias));
+    if (r < R) out[r][n] = scalar::activate(f, T(acc[i] + bias));
   }
 }
 
@@ -61,7 +61,8 @@ __device__ __forceinline__ void dense_forward(const Tile<T>& in, Tile<T>& out,
 template <class T>
 __device__ __forceinline__ void dense_backward(const Tile<T>& in, Tile<T>& out,
                                                const T* __restrict__ W, const T* z, T* delta_out,
-                                               std::int64_t row0, int valid, int K, int N, Act f) {
+                                               std::int64_t row0, int valid, int K, int N,
+                                               Activation f) {
   constexpr int R = kRows<T>;
   const int groups = kThreads / N;
   const int n = threadIdx.x % N, g = threadIdx.x / N;
@@ -85,7 +86,7 @@ __device__ __forceinline__ void dense_backward(const Tile<T>& in, Tile<T>& out,
       T d = T(0);
       if (r < valid) {
         const std::int64_t at = (row0 + r) * N + n;
-        d = times_derivative(f, z[at], acc[i]);
+        d = scalar::times_derivative(f, z[at], acc[i]);
         delta_out[at] = d;
       }
       out[r][n] = d;
@@ -102,7 +103,7 @@ __device__ __forceinline__ void softmax_tile(Tile<T>& t, int N) {
   for (int n = 1; n < N; ++n) top = t[r][n] > top ? t[r][n] : top;
   T sum = T(0);
   for (int n = 0; n < N; ++n) {
-    const T e = exp_of(T(t[r][n] - top));
+    const T e = scalar::exp_of(T(t[r][n] - top));
     t[r][n] = e;
     sum += e;
   }
@@ -141,11 +142,11 @@ __global__ void __launch_bounds__(kThreads)
   int cur = 0;
   for (int l = 0; l < L; ++l) {
     const FusedLayer<T>& layer = args.layer[l];
-    const Act f = l + 1 == L ? args.output : args.hidden;
+    const Activation f = l + 1 == L ? args.output : args.hidden;
     dense_forward<T>(tiles[cur], tiles[cur ^ 1], layer.W, layer.b, layer.fan_in, layer.fan_out,
-                     f == Act::softmax ? Act::identity : f);
+                     f == Activation::softmax ? Activation::identity : f);
     __syncthreads();
-    if (f == Act::softmax) {
+    if (f == Activation::softmax) {
       softmax_tile<T>(tiles[cur ^ 1], layer.fan_out);
       __syncthreads();
     }
@@ -178,9 +179,9 @@ __global__ void __launch_bounds__(kThreads)
     if (r < valid) {
       const std::int64_t src = source_row(r);
       const T h = tiles[cur][r][n], y = args.Y[src * n_out + n];
-      const double l = loss_element(args.loss, args.output, h, y);
+      const double l = scalar::loss_term(args.loss, args.output, h, y);
       local += args.w ? double(args.w[src]) * l : l;
-      d = output_delta(args.loss, args.output, h, y, args.w, src);
+      d = weighted_output_error(args.loss, args.output, h, y, args.w, src);
       delta_L[(row0 + r) * n_out + n] = d;
     }
     tiles[cur][r][n] = d;

@@ -1,10 +1,10 @@
-// The fully fused MLP for narrow networks (every width <= kFusedMaxWidth, at most
-// kFusedMaxLayers weight layers), after the idea of NVIDIA's tiny-cuda-nn "fully fused MLP":
-// when every layer is narrow, a block can keep a tile of batch rows in shared memory and run
-// all layers on it in one launch, instead of one GEMM launch per layer with the activations
-// going through global memory between them. Here one launch does, per tile of rows: the gather
-// of the batch rows, every layer's forward pass (bias, activation, softmax), the loss and the
-// output error, and every layer's backward delta. What it writes to global memory is only what
+// The fully fused MLP for narrow networks (fits_fused_kernel in api.hpp: every width <=
+// kFusedMaxWidth, at most kFusedMaxLayers weight layers), after the idea of NVIDIA's tiny-cuda-nn
+// "fully fused MLP": when every layer is narrow, a block can keep a tile of batch rows in shared
+// memory and run all layers on it in one launch, instead of one GEMM launch per layer with the
+// activations going through global memory between them. Here one launch does, per tile of rows: the
+// gather of the batch rows, every layer's forward pass (bias, activation, softmax), the loss and
+// the output error, and every layer's backward delta. What it writes to global memory is only what
 // the weight gradients need (the gathered inputs, hidden outputs and deltas), which the
 // ordinary GEMM then reduces over the batch. Arithmetic is plain FP32/FP64 FMA (no TF32
 // tensor cores), so it agrees with the unfused path to rounding.
@@ -17,8 +17,6 @@
 #include "api.hpp"
 
 namespace fastmlp::cuda {
-
-constexpr int kFusedMaxLayers = 16;
 
 // One weight layer: W (fan_in, fan_out), b (fan_out,), and where training writes its output z
 // (hidden layers only) and its delta, both (rows, fan_out).
@@ -37,9 +35,9 @@ template <class T>
 struct FusedArgs {
   int n_layers;
   FusedLayer<T> layer[kFusedMaxLayers];
-  Act hidden;
-  Act output;
-  LossKind loss;
+  Activation hidden;
+  Activation output;
+  Loss loss;
   // Row i of the pass is X[order[i]] (order == nullptr: X[i]), for i < rows.
   const T* X;
   const std::int64_t* order;

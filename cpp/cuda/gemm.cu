@@ -37,9 +37,9 @@ struct ForwardEpilogue {
   T* C;
   const T* bias;
   std::int64_t ldc;
-  Act f;
+  Activation f;
   __device__ void operator()(std::int64_t m, std::int64_t n, T acc, int) const {
-    C[m * ldc + n] = activate(f, T(acc + bias[n]));
+    C[m * ldc + n] = scalar::activate(f, T(acc + bias[n]));
   }
 };
 
@@ -48,10 +48,10 @@ struct DeltaEpilogue {
   T* C;
   const T* Z;
   std::int64_t ldc;
-  Act f;
+  Activation f;
   __device__ void operator()(std::int64_t m, std::int64_t n, T acc, int) const {
     const std::int64_t i = m * ldc + n;
-    C[i] = times_derivative(f, Z[i], acc);
+    C[i] = scalar::times_derivative(f, Z[i], acc);
   }
 };
 
@@ -202,7 +202,7 @@ void launch_unsplit(const T* A, const T* B, std::int64_t M, std::int64_t N, std:
 
 template <class T>
 void gemm_forward(const T* A, const T* W, const T* bias, T* C, std::int64_t M, std::int64_t K,
-                  std::int64_t N, Act f, int sm_count, cudaStream_t stream) {
+                  std::int64_t N, Activation f, int sm_count, cudaStream_t stream) {
   if (M == 0) return;
   const ForwardEpilogue<T> epilogue{C, bias, N, f};
   launch_unsplit<T, false, false>(A, W, M, N, K, K, N, epilogue, sm_count, stream,
@@ -211,7 +211,7 @@ void gemm_forward(const T* A, const T* W, const T* bias, T* C, std::int64_t M, s
 
 template <class T>
 void gemm_backward_delta(const T* D, const T* W, const T* Z, T* C, std::int64_t M, std::int64_t K,
-                         std::int64_t N, Act f, int sm_count, cudaStream_t stream) {
+                         std::int64_t N, Activation f, int sm_count, cudaStream_t stream) {
   if (M == 0) return;
   const DeltaEpilogue<T> epilogue{C, Z, N, f};
   // op(B)[k][n] = W[n][k]: W (N, K) read transposed.
@@ -265,12 +265,12 @@ void gemm_weight_grad(const T* A, const T* D, T* gW, T* gb, std::int64_t R, std:
   }
 }
 
-#define FASTMLP_INSTANTIATE_GEMM(T)                                                           \
-  template void gemm_forward<T>(const T*, const T*, const T*, T*, std::int64_t, std::int64_t, \
-                                std::int64_t, Act, int, cudaStream_t);                        \
-  template void gemm_backward_delta<T>(const T*, const T*, const T*, T*, std::int64_t,        \
-                                       std::int64_t, std::int64_t, Act, int, cudaStream_t);   \
-  template void gemm_weight_grad<T>(const T*, const T*, T*, T*, std::int64_t, std::int64_t,   \
+#define FASTMLP_INSTANTIATE_GEMM(T)                                                                \
+  template void gemm_forward<T>(const T*, const T*, const T*, T*, std::int64_t, std::int64_t,      \
+                                std::int64_t, Activation, int, cudaStream_t);                      \
+  template void gemm_backward_delta<T>(const T*, const T*, const T*, T*, std::int64_t,             \
+                                       std::int64_t, std::int64_t, Activation, int, cudaStream_t); \
+  template void gemm_weight_grad<T>(const T*, const T*, T*, T*, std::int64_t, std::int64_t,        \
                                     std::int64_t, bool, DeviceBuffer<T>&, int, cudaStream_t);
 
 FASTMLP_INSTANTIATE_GEMM(float)

@@ -17,14 +17,14 @@ namespace fastmlp::cuda {
 // sm_count: the device's multiprocessors, to choose the tile size.
 template <class T>
 void gemm_forward(const T* A, const T* W, const T* bias, T* C, std::int64_t M, std::int64_t K,
-                  std::int64_t N, Act f, int sm_count, cudaStream_t stream);
+                  std::int64_t N, Activation f, int sm_count, cudaStream_t stream);
 
 // Backward delta: C (M, N) = (D (M, K) . W^T) * f'(Z), where W is (N, K) (the weights of the
 // layer above, (fan_in, fan_out)) and Z (M, N) the output of the layer below, whose derivative
 // is taken from it.
 template <class T>
 void gemm_backward_delta(const T* D, const T* W, const T* Z, T* C, std::int64_t M, std::int64_t K,
-                         std::int64_t N, Act f, int sm_count, cudaStream_t stream);
+                         std::int64_t N, Activation f, int sm_count, cudaStream_t stream);
 
 // Weight gradient sums: gW (M, N) = A^T . D and gb (N,) = the column sums of D, where A is
 // (R, M) and D (R, N); with `accumulate` the sums are added to gW and gb. The bias sums ride in

@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(kThreads)
     }
     T sum = T(0);
     for (std::int64_t c = lane; c < cols; c += 32) {
-      const T e = exp_of(T(row[c] - top));
+      const T e = scalar::exp_of(T(row[c] - top));
       row[c] = e;
       sum += e;
     }
@@ -56,17 +56,17 @@ __global__ void __launch_bounds__(kThreads)
 
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    loss_delta_kernel(LossKind loss, Act output, const T* __restrict__ h, const T* __restrict__ y,
-                      const T* __restrict__ w, std::int64_t rows, std::int64_t cols,
-                      T* __restrict__ delta, double* loss_sum) {
+    loss_delta_kernel(Loss loss, Activation output, const T* __restrict__ h,
+                      const T* __restrict__ y, const T* __restrict__ w, std::int64_t rows,
+                      std::int64_t cols, T* __restrict__ delta, double* loss_sum) {
   double local = 0.0;
   const std::int64_t n = rows * cols;
   for (std::int64_t e = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
        e += std::int64_t(gridDim.x) * blockDim.x) {
     const std::int64_t i = e / cols;
-    const double l = loss_element(loss, output, h[e], y[e]);
+    const double l = scalar::loss_term(loss, output, h[e], y[e]);
     local += w ? double(w[i]) * l : l;
-    delta[e] = output_delta(loss, output, h[e], y[e], w, i);
+    delta[e] = weighted_output_error(loss, output, h[e], y[e], w, i);
   }
   local = block_sum(local);
   if (threadIdx.x == 0) atomicAdd(loss_sum, local);
@@ -115,13 +115,14 @@ __global__ void __launch_bounds__(kThreads)
 
 template <class T>
 __global__ void __launch_bounds__(kThreads)
-    update_kernel(UpdateRule rule, T* __restrict__ p, const T* __restrict__ g_sums,
-                  T* __restrict__ m, T* __restrict__ s, std::int64_t n, std::int64_t n_coefs,
-                  T alpha, const PassScalars* scalars, double* sq_norm) {
+    update_kernel(OptimizerConfig config, double adam_rate, T* __restrict__ p,
+                  const T* __restrict__ g_sums, T* __restrict__ m, T* __restrict__ s,
+                  std::int64_t n, std::int64_t n_coefs, T alpha, const PassScalars* scalars,
+                  double* sq_norm) {
   const T scale = T(scalars->scale);
-  const T mu = T(rule.momentum), lr = T(rule.learning_rate);
-  const T b1 = T(rule.beta_1), b2 = T(rule.beta_2), eps = T(rule.epsilon);
-  const T adam_lr = T(rule.adam_rate);
+  const T mu = T(config.momentum), lr = T(config.learning_rate);
+  const T b1 = T(config.beta_1), b2 = T(config.beta_2), eps = T(config.epsilon);
+  const T adam_lr = T(adam_rate);
   double local = 0.0;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += std::int64_t(gridDim.x) * blockDim.x) {
@@ -130,10 +131,10 @@ __global__ void __launch_bounds__(kThreads)
     if (is_coef && alpha != T(0)) g += alpha * p[i];
     g *= scale;
     T pi = p[i];
-    if (rule.solver == SolverKind::sgd) {
+    if (config.solver == Solver::sgd) {
       const T mi = mu * m[i] - lr * g;
       m[i] = mi;
-      pi = rule.nesterov ? T(pi + (mu * mi - lr * g)) : T(pi + mi);
+      pi = config.nesterov ? T(pi + (mu * mi - lr * g)) : T(pi + mi);
     } else {
       const T mi = b1 * m[i] + (T(1) - b1) * g;
       const T si = b2 * s[i] + (T(1) - b2) * (g * g);
@@ -184,7 +185,7 @@ void softmax_rows(T* z, std::int64_t rows, std::int64_t cols, cudaStream_t strea
 }
 
 template <class T>
-void loss_and_output_delta(LossKind loss, Act output, const T* h, const T* y, const T* w,
+void loss_and_output_delta(Loss loss, Activation output, const T* h, const T* y, const T* w,
                            std::int64_t rows, std::int64_t cols, T* delta, double* loss_sum,
                            cudaStream_t stream) {
   if (rows * cols == 0) return;
@@ -209,13 +210,14 @@ void finish_batch(const T* w, std::int64_t rows, double alpha, bool want_sq_norm
 }
 
 template <class T>
-void update_parameters(const UpdateRule& rule, T* p, const T* g_sums, T* m, T* s, std::int64_t n,
-                       std::int64_t n_coefs, T alpha, const PassScalars* scalars, double* sq_norm,
-                       int sm_count, cudaStream_t stream) {
+void update_parameters(const OptimizerConfig& config, double adam_rate, T* p, const T* g_sums, T* m,
+                       T* s, std::int64_t n, std::int64_t n_coefs, T alpha,
+                       const PassScalars* scalars, double* sq_norm, int sm_count,
+                       cudaStream_t stream) {
   if (n == 0) return;
   const int blocks = grid_for(n, std::max(1, sm_count) * 8);
-  update_kernel<T>
-      <<<blocks, kThreads, 0, stream>>>(rule, p, g_sums, m, s, n, n_coefs, alpha, scalars, sq_norm);
+  update_kernel<T><<<blocks, kThreads, 0, stream>>>(config, adam_rate, p, g_sums, m, s, n, n_coefs,
+                                                    alpha, scalars, sq_norm);
   FASTMLP_CUDA_CHECK_LAUNCH("update_parameters");
 }
 
@@ -232,13 +234,13 @@ void finish_gradients(T* g, const T* p, std::int64_t n, std::int64_t n_coefs, T 
   template void gather_rows<T>(const T*, std::int64_t, const std::int64_t*, std::int64_t, T*,      \
                                cudaStream_t);                                                      \
   template void softmax_rows<T>(T*, std::int64_t, std::int64_t, cudaStream_t);                     \
-  template void loss_and_output_delta<T>(LossKind, Act, const T*, const T*, const T*,              \
+  template void loss_and_output_delta<T>(Loss, Activation, const T*, const T*, const T*,           \
                                          std::int64_t, std::int64_t, T*, double*, cudaStream_t);   \
   template void add_sum<T>(const T*, std::int64_t, bool, double*, cudaStream_t);                   \
   template void finish_batch<T>(const T*, std::int64_t, double, bool, PassScalars*, cudaStream_t); \
-  template void update_parameters<T>(const UpdateRule&, T*, const T*, T*, T*, std::int64_t,        \
-                                     std::int64_t, T, const PassScalars*, double*, int,            \
-                                     cudaStream_t);                                                \
+  template void update_parameters<T>(const OptimizerConfig&, double, T*, const T*, T*, T*,         \
+                                     std::int64_t, std::int64_t, T, const PassScalars*, double*,   \
+                                     int, cudaStream_t);                                           \
   template void finish_gradients<T>(T*, const T*, std::int64_t, std::int64_t, T,                   \
                                     const PassScalars*, int, cudaStream_t);
 

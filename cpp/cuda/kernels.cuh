@@ -34,7 +34,7 @@ void softmax_rows(T* z, std::int64_t rows, std::int64_t cols, cudaStream_t strea
 // *loss_sum += sum_i w_i sum_k loss(h_ik, y_ik) (w_i = 1 without weights), and delta (rows,
 // cols) <- the output layer's local error.
 template <class T>
-void loss_and_output_delta(LossKind loss, Act output, const T* h, const T* y, const T* w,
+void loss_and_output_delta(Loss loss, Activation output, const T* h, const T* y, const T* w,
                            std::int64_t rows, std::int64_t cols, T* delta, double* loss_sum,
                            cudaStream_t stream);
 
@@ -50,25 +50,16 @@ template <class T>
 void finish_batch(const T* w, std::int64_t rows, double alpha, bool want_sq_norm,
                   PassScalars* scalars, cudaStream_t stream);
 
-struct UpdateRule {
-  SolverKind solver = SolverKind::sgd;
-  double learning_rate = 0.0;  // sgd's rate
-  double momentum = 0.0;
-  bool nesterov = false;
-  double beta_1 = 0.0;
-  double beta_2 = 0.0;
-  double epsilon = 0.0;
-  double adam_rate = 0.0;  // adam's rate for this step, computed on the host from t
-};
-
 // One optimizer step over all n parameters p (the first n_coefs are weights): the gradient is
-// (g_sums + alpha p [weights only]) * scale, then sgd/adam as the CPU's update_parameters. m
-// and s are the moments (s unused by sgd). With sq_norm, adds the updated weights' squared
-// norm into it.
+// (g_sums + alpha p [weights only]) * scale, then config's sgd (momentum, Nesterov) or adam rule,
+// adam at the step size adam_rate (adam_step_rate of the shared definitions, computed on the
+// host for this step; sgd's rate is config.learning_rate). m and s are the moments (s unused by
+// sgd). With sq_norm, adds the updated weights' squared norm into it.
 template <class T>
-void update_parameters(const UpdateRule& rule, T* p, const T* g_sums, T* m, T* s, std::int64_t n,
-                       std::int64_t n_coefs, T alpha, const PassScalars* scalars, double* sq_norm,
-                       int sm_count, cudaStream_t stream);
+void update_parameters(const OptimizerConfig& config, double adam_rate, T* p, const T* g_sums, T* m,
+                       T* s, std::int64_t n, std::int64_t n_coefs, T alpha,
+                       const PassScalars* scalars, double* sq_norm, int sm_count,
+                       cudaStream_t stream);
 
 // g <- (g + alpha p [weights only]) * scale, scale = 1/weight_sum (0 when weight_sum <= 0).
 template <class T>

@@ -12,7 +12,7 @@ have come back, which waits for the device).
 
 A second measurement, "epoch", times one more epoch on data already on the GPU: what each
 further epoch of a longer fit costs, without the one-time transfers and checks. For fastmlp
-that is ``_cuda_core.Trainer.train_epoch`` with the order drawn on the host by scikit-learn's
+that is ``_cuda_core.Trainer.run`` over the epoch's order, drawn on the host by scikit-learn's
 ``shuffle``, as the estimator draws it (``order s`` reports that draw alone); for PyTorch, the
 same loop on its resident tensors.
 
@@ -62,14 +62,16 @@ class FastmlpCudaEngine:
         self.model = benchmark_classifier(workload, device="cuda")
 
     def fit(self, X, y):
-        from fastmlp import _epochs
+        from fastmlp import _backend
 
-        allowed = _epochs.use_fused_kernel
-        _epochs.use_fused_kernel = self.fused
+        options = _backend.trainer_options["cuda"]
+        saved = dict(options)
+        options["fused"] = self.fused
         try:
             self.model.fit(X, y)
         finally:
-            _epochs.use_fused_kernel = allowed
+            options.clear()
+            options.update(saved)
 
     def predict(self, X):
         return self.model.predict_proba(X)
@@ -94,10 +96,19 @@ class FastmlpCudaEngine:
             net.intercepts,
             velocities,
             [],
-            "relu",
-            "softmax",
-            "log_loss",
-            "sgd",
+            activation="relu",
+            output_activation="softmax",
+            loss="log_loss",
+            alpha=0.0,
+            solver="sgd",
+            batch_size=w["batch"],
+            learning_rate=LEARNING_RATE,
+            momentum=MOMENTUM,
+            nesterov=False,
+            beta_1=0.9,
+            beta_2=0.999,
+            epsilon=1e-8,
+            t=0,
             device=0,
             fused=self.fused,
         )
@@ -107,9 +118,8 @@ class FastmlpCudaEngine:
             return np.ascontiguousarray(shuffle(indices, random_state=rng), np.int64)
 
         def epoch():
-            trainer.train_epoch(
-                draw_order(), w["batch"], 0.0, LEARNING_RATE, MOMENTUM, False, 0.0, 0.0, 1.0, 0
-            )  # returns the epoch's loss: the device has finished
+            # Returns the epoch's loss: the device has finished.
+            trainer.run(draw_order(), LEARNING_RATE)
 
         return epoch, draw_order
 

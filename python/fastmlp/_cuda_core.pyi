@@ -1,11 +1,18 @@
-# Type stubs of the CUDA extension module (built only with FASTMLP_CUDA=ON); its contract with
-# the Python side is cpp/cuda/README.md.
-from typing import Literal, TypedDict
+# Type stubs of the CUDA extension module (built only with FASTMLP_CUDA=ON). It exports the
+# backend interface of every compiled fastmlp module (fastmlp/_backend.py), plus the device
+# queries of fastmlp._cuda; cpp/cuda/README.md describes it.
+from typing import Literal, TypedDict, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
 _Float = NDArray[np.float32] | NDArray[np.float64]
+
+class _Capabilities(TypedDict):
+    device: Literal["cuda"]
+    dtypes: list[str]
+    bf16: bool
+    sparse: bool
 
 class _DeviceProperties(TypedDict):
     name: str
@@ -18,19 +25,35 @@ class _BuildInfo(TypedDict):
     architectures: list[str]
     fused_max_width: int
 
+def capabilities() -> _Capabilities: ...
 def device_count() -> int: ...
 def device_status() -> str: ...
 def device_properties(index: int) -> _DeviceProperties: ...
 def build_info() -> _BuildInfo: ...
+@overload
 def forward(
     X: _Float,
     coefs: list[_Float],
     intercepts: list[_Float],
     activation: str,
     output_activation: str,
+    *,
     device: int = 0,
+    activations: Literal[False] = False,
 ) -> _Float: ...
-def loss_and_gradients(
+@overload
+def forward(
+    X: _Float,
+    coefs: list[_Float],
+    intercepts: list[_Float],
+    activation: str,
+    output_activation: str,
+    *,
+    device: int = 0,
+    activations: Literal[True],
+) -> list[_Float]: ...
+@overload
+def backward(
     X: _Float,
     Y: _Float,
     sample_weight: _Float | None,
@@ -42,8 +65,27 @@ def loss_and_gradients(
     output_activation: str,
     loss: str,
     alpha: float,
+    *,
     device: int = 0,
+    internals: Literal[False] = False,
 ) -> float: ...
+@overload
+def backward(
+    X: _Float,
+    Y: _Float,
+    sample_weight: _Float | None,
+    coefs: list[_Float],
+    intercepts: list[_Float],
+    coef_grads: list[_Float],
+    intercept_grads: list[_Float],
+    activation: str,
+    output_activation: str,
+    loss: str,
+    alpha: float,
+    *,
+    device: int = 0,
+    internals: Literal[True],
+) -> tuple[float, list[_Float], list[_Float]]: ...
 
 class Trainer:
     def __init__(
@@ -55,18 +97,13 @@ class Trainer:
         intercepts: list[_Float],
         first: list[_Float],
         second: list[_Float],
+        *,
         activation: str,
         output_activation: str,
         loss: str,
-        solver: Literal["sgd", "adam"],
-        device: int = 0,
-        fused: bool = False,
-    ) -> None: ...
-    def train_epoch(
-        self,
-        order: NDArray[np.int64],
-        batch_size: int,
         alpha: float,
+        solver: Literal["sgd", "adam", "lbfgs"],
+        batch_size: int,
         learning_rate: float,
         momentum: float,
         nesterov: bool,
@@ -74,27 +111,24 @@ class Trainer:
         beta_2: float,
         epsilon: float,
         t: int,
-    ) -> tuple[float, int]: ...
-    def download(
+        device: int = 0,
+        fused: bool = True,
+    ) -> None: ...
+    def run(self, order: NDArray[np.int64], learning_rate: float) -> tuple[float, int]: ...
+    def loss_and_gradient(self, params: _Float, grad: _Float) -> float: ...
+    def set_parameters(
         self,
         coefs: list[_Float],
         intercepts: list[_Float],
         first: list[_Float],
         second: list[_Float],
     ) -> None: ...
-    def upload(self, coefs: list[_Float], intercepts: list[_Float]) -> None: ...
-    def loss_and_gradients(
+    def get_parameters(
         self,
         coefs: list[_Float],
         intercepts: list[_Float],
-        coef_grads: list[_Float],
-        intercept_grads: list[_Float],
-        alpha: float,
-    ) -> float: ...
-    def predict(self, X: _Float) -> _Float: ...
-    @property
-    def n_samples(self) -> int: ...
-    @property
-    def dtype(self) -> np.dtype[np.float32] | np.dtype[np.float64]: ...
+        first: list[_Float],
+        second: list[_Float],
+    ) -> None: ...
     @property
     def fused(self) -> bool: ...
