@@ -17,8 +17,7 @@ from fastmlp._network import MLP
 from fastmlp._persistence import ModelFormatError, load
 from fastmlp._regressor import MLPRegressor
 from fastmlp._sklearn_interop import from_sklearn
-
-__version__ = build_info()["version"]
+from fastmlp._version import __version__
 
 __all__ = [
     "MLP",
