@@ -14,8 +14,7 @@ Kernel choose_kernel(Index m, Index n, Index k) {
 }
 
 template <class T>
-void forward_product(Activation f, ConstMatrixMap<T> in, const T* W, const T* b,
-                     MatrixMap<T> out) {
+void forward_product(Activation f, ConstMatrixMap<T> in, const T* W, const T* b, MatrixMap<T> out) {
   const Index rows = in.rows(), k = in.cols(), n = out.cols();
   switch (choose_kernel<T>(rows, n, k)) {
     case Kernel::small_gemm: {
@@ -63,12 +62,12 @@ void error_product(Activation f, ConstMatrixMap<T> delta, const T* W, Index k, C
   multiply_by_derivative<T>(f, z, below);
 }
 
-#define FASTMLP_INSTANTIATE(T)                                                                   \
-  template Kernel choose_kernel<T>(Index, Index, Index);                                         \
-  template void forward_product<T>(Activation, ConstMatrixMap<T>, const T*, const T*,            \
-                                   MatrixMap<T>);                                                \
-  template void weight_gradient_product<T>(ConstMatrixMap<T>, ConstMatrixMap<T>, MatrixMap<T>);  \
-  template void error_product<T>(Activation, ConstMatrixMap<T>, const T*, Index,                 \
+#define FASTMLP_INSTANTIATE(T)                                                                  \
+  template Kernel choose_kernel<T>(Index, Index, Index);                                        \
+  template void forward_product<T>(Activation, ConstMatrixMap<T>, const T*, const T*,           \
+                                   MatrixMap<T>);                                               \
+  template void weight_gradient_product<T>(ConstMatrixMap<T>, ConstMatrixMap<T>, MatrixMap<T>); \
+  template void error_product<T>(Activation, ConstMatrixMap<T>, const T*, Index,                \
                                  ConstMatrixMap<T>, T*, MatrixMap<T>);
 
 FASTMLP_INSTANTIATE(float)

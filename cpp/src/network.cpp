@@ -96,14 +96,29 @@ double loss_and_gradients(const Network<T>& net, ConstMatrixMap<T> X, ConstMatri
                      ConstMatrixMap<T>(Y.data(), 0, Y.cols()), nullptr, ws, grads);
     return 0.0;
   }
-  double value = backprop_sums<T>(net, X, Y, weights, ws, grads) / weight_sum;
+  const double loss_sum = backprop_sums<T>(net, X, Y, weights, ws, grads);
+  return finish_gradients<T>(net, loss_sum, weight_sum, alpha, grads, sq_norm);
+}
+
+template <class T>
+double finish_gradients(const Network<T>& net, double loss_sum, double weight_sum, T alpha,
+                        const Gradients<T>& grads, double sq_norm) {
+  const Index L = net.n_layers();
+  if (!(weight_sum > 0.0)) {
+    for (Index l = 0; l < L; ++l) {
+      MatrixMap<T>(grads.coefs[l], net.sizes[l], net.sizes[l + 1]).setZero();
+      VectorMap<T>(grads.intercepts[l], net.sizes[l + 1]).setZero();
+    }
+    return 0.0;
+  }
+  double value = loss_sum / weight_sum;
   if (alpha != T(0)) {
     if (sq_norm < 0) sq_norm = weight_sq_norm(net);
     value += 0.5 * double(alpha) * sq_norm / weight_sum;
   }
   // grad W_l = (z_{l-1}^T delta_l + alpha W_l) / S,  grad b_l = sum_i delta_l / S
   const T scale = T(1) / T(weight_sum);
-  for (Index l = 0; l < net.n_layers(); ++l) {
+  for (Index l = 0; l < L; ++l) {
     MatrixMap<T> gW(grads.coefs[l], net.sizes[l], net.sizes[l + 1]);
     if (alpha != T(0)) gW += alpha * net.W(l);
     gW *= scale;
@@ -149,6 +164,8 @@ void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
                                    const T*, Workspace<T>&, const Gradients<T>&);                 \
   template double loss_and_gradients<T>(const Network<T>&, ConstMatrixMap<T>, ConstMatrixMap<T>,  \
                                         const T*, T, Workspace<T>&, const Gradients<T>&, double); \
+  template double finish_gradients<T>(const Network<T>&, double, double, T, const Gradients<T>&,  \
+                                      double);                                                    \
   template void predict<T>(const Network<T>&, ConstMatrixMap<T>, MatrixMap<T>);                   \
   template int gemm_threads<T>(const Network<T>&, Index);
 

@@ -109,9 +109,9 @@ py::object backward_typed(const py::array& X, const py::array& Y, const py::obje
     value = loss_and_gradients<T>(net, x, y, w, T(alpha), ws, grads);
   }
   if (!internals) return py::float_(value);
-  return py::make_tuple(value,
-                        copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.z(l, rows); }),
-                        copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.delta(l, rows); }));
+  return py::make_tuple(
+      value, copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.z(l, rows); }),
+      copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.delta(l, rows); }));
 }
 
 BatchSplit parse_batch_split(const std::string& name) {
@@ -149,8 +149,8 @@ class TypedTrainer final : public TrainerHandle {
                                sample_weight_pointer<T>(sample_weight, n_samples_), n_samples_};
     if (batch_size < 1) throw py::value_error("batch_size must be at least 1");
     if (t < 0) throw py::value_error("t must be >= 0, got " + std::to_string(t));
-    trainer_ = std::make_unique<Trainer<T>>(spec, config, T(alpha), Index(batch_size), t, data,
-                                            split);
+    trainer_ =
+        std::make_unique<Trainer<T>>(spec, config, T(alpha), Index(batch_size), t, data, split);
   }
 
   void set_parameters(const py::list& coefs, const py::list& intercepts, const py::list& first,
@@ -170,7 +170,8 @@ class TypedTrainer final : public TrainerHandle {
     const NetworkSpec& spec = trainer_->spec();
     const std::int64_t L = spec.n_layers();
     auto copy = [&](T* dst, const T* src, std::int64_t layer, bool coef) {
-      const std::int64_t n = coef ? spec.sizes[layer] * spec.sizes[layer + 1] : spec.sizes[layer + 1];
+      const std::int64_t n =
+          coef ? spec.sizes[layer] * spec.sizes[layer + 1] : spec.sizes[layer + 1];
       if (dst != src) std::memcpy(dst, src, sizeof(T) * std::size_t(n));
     };
     for (std::int64_t l = 0; l < L; ++l) {
@@ -206,8 +207,21 @@ class TypedTrainer final : public TrainerHandle {
     if (std::less<const T*>()(p, g + n) && std::less<const T*>()(g, p + n)) {
       throw py::value_error("params and grad must not overlap");
     }
-    py::gil_scoped_release release;
-    return trainer_->loss_and_gradient(p, g);
+    // Between blocks of rows the core asks whether Ctrl-C came (pybind11's FAQ way: take the
+    // GIL for a moment and let Python check its signals).
+    bool stopped = false;
+    const auto interrupted = [&stopped]() {
+      py::gil_scoped_acquire acquire;
+      stopped = PyErr_CheckSignals() != 0;
+      return stopped;
+    };
+    double value;
+    {
+      py::gil_scoped_release release;
+      value = trainer_->loss_and_gradient(p, g, interrupted);
+    }
+    if (stopped) throw py::error_already_set();  // the KeyboardInterrupt the check raised
+    return value;
   }
 
   std::int64_t n_samples() const override { return n_samples_; }
@@ -249,8 +263,8 @@ std::unique_ptr<TrainerHandle> make_trainer(
   check_cpu_device(device);
   check_floating(X);
   const NetworkSpec spec = network_spec(coefs, activation, output_activation, parse_loss(loss));
-  const OptimizerConfig config{parse_solver(solver), learning_rate, momentum, nesterov,
-                               beta_1,               beta_2,        epsilon};
+  const OptimizerConfig config{
+      parse_solver(solver), learning_rate, momentum, nesterov, beta_1, beta_2, epsilon};
   const BatchSplit split = parse_batch_split(batch_split);
   std::unique_ptr<TrainerHandle> handle;
   if (is_float32(X)) {
@@ -326,8 +340,8 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
         check_floating(X);
         if (is_float32(X)) {
           return backward_typed<float>(X, Y, sample_weight, coefs, intercepts, coef_grads,
-                                       intercept_grads, activation, output_activation, loss,
-                                       alpha, internals);
+                                       intercept_grads, activation, output_activation, loss, alpha,
+                                       internals);
         }
         return backward_typed<double>(X, Y, sample_weight, coefs, intercepts, coef_grads,
                                       intercept_grads, activation, output_activation, loss, alpha,
@@ -347,8 +361,7 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
            py::kw_only(), py::arg("activation"), py::arg("output_activation"), py::arg("loss"),
            py::arg("alpha"), py::arg("solver"), py::arg("batch_size"), py::arg("learning_rate"),
            py::arg("momentum"), py::arg("nesterov"), py::arg("beta_1"), py::arg("beta_2"),
-           py::arg("epsilon"), py::arg("t"), py::arg("device") = 0,
-           py::arg("batch_split") = "auto")
+           py::arg("epsilon"), py::arg("t"), py::arg("device") = 0, py::arg("batch_split") = "auto")
       .def("run", &TrainerHandle::run, py::arg("order"), py::arg("learning_rate"),
            "Minibatches over order (int64 rows); returns (sum of batch loss * length, adam's t).")
       .def("loss_and_gradient", &TrainerHandle::loss_and_gradient, py::arg("params"),

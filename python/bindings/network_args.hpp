@@ -43,8 +43,8 @@ inline void check_floating(const py::array& X) {
 // named from first_index on. The caller's list keeps the arrays alive for the whole call.
 template <class T>
 std::vector<T*> layer_pointers(const py::list& arrays, const std::string& name,
-                               const std::vector<std::int64_t>& sizes, bool matrices, bool writeable,
-                               std::size_t first_index = 0) {
+                               const std::vector<std::int64_t>& sizes, bool matrices,
+                               bool writeable, std::size_t first_index = 0) {
   const std::size_t n_layers = sizes.size() - 1;
   if (arrays.size() != n_layers) {
     throw py::value_error(name + " holds " + std::to_string(arrays.size()) + " arrays, expected " +

@@ -29,8 +29,7 @@ Kernel choose_kernel(Index m, Index n, Index k);
 // out (rows, n) <- f(in (rows, k) W (k, n) + b (n,)), the bias and f applied while the output
 // is in cache where the kernel can fuse them.
 template <class T>
-void forward_product(Activation f, ConstMatrixMap<T> in, const T* W, const T* b,
-                     MatrixMap<T> out);
+void forward_product(Activation f, ConstMatrixMap<T> in, const T* W, const T* b, MatrixMap<T> out);
 
 // gW (k, n) <- in^T (k, rows) delta (rows, n).
 template <class T>

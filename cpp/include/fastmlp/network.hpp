@@ -73,9 +73,9 @@ class Workspace {
 template <class T>
 void forward(const Network<T>& net, ConstMatrixMap<T> X, Workspace<T>& ws);
 
-// Forward and backward over the rows of X (possibly none), with the network's loss: returns sum_i w_i * loss_i and
-// writes the unnormalized sums z_{l-1}^T delta_l and sum_i delta_l into `sums` (no L2 term, no
-// 1/S), so that partial sums over row blocks can be added up.
+// Forward and backward over the rows of X (possibly none), with the network's loss: returns sum_i
+// w_i * loss_i and writes the unnormalized sums z_{l-1}^T delta_l and sum_i delta_l into `sums` (no
+// L2 term, no 1/S), so that partial sums over row blocks can be added up.
 template <class T>
 double backprop_sums(const Network<T>& net, ConstMatrixMap<T> X, ConstMatrixMap<T> Y,
                      const T* weights, Workspace<T>& ws, const Gradients<T>& sums);
@@ -88,6 +88,14 @@ template <class T>
 double loss_and_gradients(const Network<T>& net, ConstMatrixMap<T> X, ConstMatrixMap<T> Y,
                           const T* weights, T alpha, Workspace<T>& ws, const Gradients<T>& grads,
                           double weight_sq_norm = -1.0);
+
+// Turns the sums of backprop_sums over all rows (loss_sum, and the gradient sums already in
+// grads) into the weighted mean loss with its L2 term, and grads into the gradients:
+// grad W_l = (sum + alpha W_l) / S, grad b_l = sum / S. Where S = weight_sum is not positive the
+// batch carries no information: no loss, zero gradients. Returns the loss.
+template <class T>
+double finish_gradients(const Network<T>& net, double loss_sum, double weight_sum, T alpha,
+                        const Gradients<T>& grads, double weight_sq_norm = -1.0);
 
 // sum_l ||W_l||_F^2, in double.
 template <class T>

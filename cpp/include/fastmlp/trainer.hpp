@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -55,8 +56,10 @@ class Trainer {
 
   // The full-batch loss (mean, with the L2 term) at the flat parameter vector params
   // (scikit-learn's packing), its gradient written into grad (the same layout). The trained
-  // parameters set by set_state are not touched.
-  double loss_and_gradient(T* params, T* grad);
+  // parameters set by set_state are not touched. Large data run in blocks of rows, and
+  // `interrupted` (if given) is asked between blocks: when it says true the evaluation stops
+  // and returns NaN, leaving grad unspecified.
+  double loss_and_gradient(T* params, T* grad, const std::function<bool()>& interrupted = {});
 
   std::int64_t t() const { return t_; }
   const NetworkSpec& spec() const { return net_; }
@@ -70,11 +73,12 @@ class Trainer {
   Index batch_;
   std::int64_t t_;
   TrainingData<T> data_;
-  int split_ = 1;      // threads that share each batch's rows
+  int split_ = 1;         // threads that share each batch's rows
   int gemm_threads_ = 1;  // Eigen's threads inside each GEMM when the batch is not split
   std::vector<std::unique_ptr<ThreadSlot<T>>> slots_;
   OptimizerState<T> moments_;
   std::unique_ptr<Workspace<T>> full_batch_;  // L-BFGS's, made at its first call
+  std::unique_ptr<ThreadSlot<T>> block_;      // or, for data in blocks, the block's
   double accumulated_ = 0.0;
 };
 
