@@ -1,6 +1,8 @@
 """The C++ core (fastmlp.MLP) against the NumPy reference and against finite differences."""
 
+import ast
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +155,33 @@ def test_step_units_run_forward_only_in_the_core():
     np.testing.assert_array_equal(core.forward(X), ref.forward(X))
     with pytest.raises(ValueError, match="step"):
         core.backward(X, np.zeros((4, 1)))
+
+
+REFERENCE_MODULES = {"fastmlp.reference", "fastmlp._reference_optim"}
+
+
+def fastmlp_imports(path):
+    """The fastmlp modules that a source file imports ("from fastmlp import x" names x)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names if a.name.split(".")[0] == "fastmlp"}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "fastmlp":
+            names.add(node.module)
+            if node.module == "fastmlp":
+                names |= {f"fastmlp.{a.name}" for a in node.names}
+    return names
+
+
+def test_the_reference_and_the_product_share_no_code():
+    # An oracle that shares a helper with the product cannot see that helper's bugs. Only the
+    # package's __init__ may name the reference (it does not import it: that is the user's).
+    package = Path(fastmlp.__file__).parent
+    for path in sorted(package.glob("*.py")):
+        module = f"fastmlp.{path.stem}"
+        imported = fastmlp_imports(path)
+        if module in REFERENCE_MODULES:
+            assert imported <= REFERENCE_MODULES, f"{path.name} imports {imported}"
+        else:
+            assert not imported & REFERENCE_MODULES, f"{path.name} imports the reference"
+    assert not issubclass(fastmlp.MLP, reference.MLP)

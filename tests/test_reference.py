@@ -3,6 +3,10 @@
 The reference is the oracle of every other test, so here it is checked against things that do
 not depend on it: finite differences of its own loss, scikit-learn's initial weights and loss
 functions, and formulas written out in the tests.
+
+The tests of the contract that both networks keep on their own (initial weights, parameter and
+input checks, ``sgd_step``) take the ``mlp_class`` fixture and run on ``fastmlp.MLP`` too: the
+two share no code, so a bug in either one's copy fails here.
 """
 
 import itertools
@@ -152,9 +156,9 @@ def replay_glorot(layer_sizes, factor, seed):
 @pytest.mark.parametrize(
     "activation, factor", [("identity", 6), ("logistic", 2), ("tanh", 6), ("relu", 6)]
 )
-def test_init_replays_glorot_draws(activation, factor):
+def test_init_replays_glorot_draws(mlp_class, activation, factor):
     layer_sizes = [4, 6, 5, 3]
-    mlp = MLP(layer_sizes, activation=activation, random_state=7)
+    mlp = mlp_class(layer_sizes, activation=activation, random_state=7)
     coefs, intercepts = replay_glorot(layer_sizes, factor, seed=7)
     for got, expected in zip(mlp.coefs + mlp.intercepts, coefs + intercepts, strict=True):
         assert got.dtype == np.float64
@@ -162,7 +166,7 @@ def test_init_replays_glorot_draws(activation, factor):
 
 
 @pytest.mark.parametrize("activation", HIDDEN)
-def test_init_equals_scikit_learn(activation):
+def test_init_equals_scikit_learn(mlp_class, activation):
     X, Y = make_data(20, 3, 2, "identity", "squared_error")
     # One SGD step with a learning rate of 1e-300 leaves scikit-learn's initial weights as
     # they were, so its fitted coefs_ are its initial ones.
@@ -179,31 +183,31 @@ def test_init_equals_scikit_learn(activation):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         sk.fit(X, Y)
-    mlp = MLP([3, 5, 4, 2], activation=activation, random_state=0)
+    mlp = mlp_class([3, 5, 4, 2], activation=activation, random_state=0)
     for got, expected in zip(mlp.coefs + mlp.intercepts, sk.coefs_ + sk.intercepts_, strict=True):
         np.testing.assert_array_equal(got, expected)
 
 
-def test_init_random_state_semantics():
+def test_init_random_state_semantics(mlp_class):
     layer_sizes = [3, 4, 2]
-    expected = MLP(layer_sizes, random_state=5).coefs
+    expected = mlp_class(layer_sizes, random_state=5).coefs
     # A RandomState instance is used (and advanced) as is.
     rng = np.random.RandomState(5)
-    np.testing.assert_array_equal(MLP(layer_sizes, random_state=rng).coefs[0], expected[0])
-    assert not np.array_equal(MLP(layer_sizes, random_state=rng).coefs[0], expected[0])
+    np.testing.assert_array_equal(mlp_class(layer_sizes, random_state=rng).coefs[0], expected[0])
+    assert not np.array_equal(mlp_class(layer_sizes, random_state=rng).coefs[0], expected[0])
     # None draws from NumPy's global RandomState.
     global_rng = np.random.mtrand._rand
     state = global_rng.get_state()
     try:
         global_rng.seed(5)
-        np.testing.assert_array_equal(MLP(layer_sizes).coefs[1], expected[1])
+        np.testing.assert_array_equal(mlp_class(layer_sizes).coefs[1], expected[1])
     finally:
         global_rng.set_state(state)
 
 
-def test_init_float32_is_float64_cast():
-    mlp64 = MLP([3, 4, 2], random_state=0)
-    mlp32 = MLP([3, 4, 2], dtype="float32", random_state=0)
+def test_init_float32_is_float64_cast(mlp_class):
+    mlp64 = mlp_class([3, 4, 2], random_state=0)
+    mlp32 = mlp_class([3, 4, 2], dtype="float32", random_state=0)
     for a, b in zip(mlp32.coefs + mlp32.intercepts, mlp64.coefs + mlp64.intercepts, strict=True):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, b.astype(np.float32))
@@ -405,8 +409,8 @@ def test_step_forward_thresholds():
 @pytest.mark.parametrize(
     "activation, out", [("step", "identity"), ("relu", "step"), ("step", "step")]
 )
-def test_step_has_no_gradient(activation, out):
-    mlp = MLP([2, 3, 1], activation=activation, output_activation=out, random_state=0)
+def test_step_has_no_gradient(mlp_class, activation, out):
+    mlp = mlp_class([2, 3, 1], activation=activation, output_activation=out, random_state=0)
     X, y = np.ones((4, 2)), np.ones(4)
     with pytest.raises(ValueError, match="'step' activation has no gradient"):
         mlp.backward(X, y)
@@ -418,8 +422,8 @@ def test_step_has_no_gradient(activation, out):
 
 
 @pytest.mark.parametrize("dtype", ["float32", np.float32, "float64", np.float64])
-def test_dtype_flows_through(dtype):
-    mlp = MLP(
+def test_dtype_flows_through(mlp_class, dtype):
+    mlp = mlp_class(
         [3, 4, 2],
         activation="logistic",
         output_activation="softmax",
@@ -427,7 +431,7 @@ def test_dtype_flows_through(dtype):
         dtype=dtype,
         random_state=0,
     )
-    ref = MLP(
+    ref = mlp_class(
         [3, 4, 2],
         activation="logistic",
         output_activation="softmax",
@@ -452,8 +456,8 @@ def test_dtype_flows_through(dtype):
 # ---------------------------------------------------------------- sgd_step
 
 
-def test_sgd_step_follows_backward():
-    mlp = MLP([3, 4, 3, 2], activation="tanh", alpha=0.2, random_state=0)
+def test_sgd_step_follows_backward(mlp_class):
+    mlp = mlp_class([3, 4, 3, 2], activation="tanh", alpha=0.2, random_state=0)
     X, Y = make_data(9, 3, 2, "identity", "squared_error")
     coefs = [W.copy() for W in mlp.coefs]
     intercepts = [b.copy() for b in mlp.intercepts]
@@ -467,8 +471,8 @@ def test_sgd_step_follows_backward():
 
 
 @pytest.mark.parametrize("learning_rate", [0.0, -0.1, np.nan, np.inf, "0.1", None])
-def test_sgd_step_rejects_bad_learning_rate(learning_rate):
-    mlp = MLP([2, 1])
+def test_sgd_step_rejects_bad_learning_rate(mlp_class, learning_rate):
+    mlp = mlp_class([2, 1])
     with pytest.raises(ValueError, match="learning_rate"):
         mlp.sgd_step(np.ones((3, 2)), np.ones(3), learning_rate)
 
@@ -504,10 +508,10 @@ def test_sgd_step_rejects_bad_learning_rate(learning_rate):
         ({"random_state": -1}, "random_state"),
     ],
 )
-def test_rejects_bad_parameters(kwargs, match):
+def test_rejects_bad_parameters(mlp_class, kwargs, match):
     params = {"layer_sizes": [3, 4, 2], **kwargs}
     with pytest.raises(ValueError, match=match):
-        MLP(**params)
+        mlp_class(**params)
 
 
 INVALID_PAIRS = [
@@ -518,15 +522,15 @@ INVALID_PAIRS = [
 
 
 @pytest.mark.parametrize("out, loss", INVALID_PAIRS)
-def test_rejects_invalid_loss_output_pair(out, loss):
+def test_rejects_invalid_loss_output_pair(mlp_class, out, loss):
     with pytest.raises(ValueError, match="loss"):
-        MLP([3, 2], output_activation=out, loss=loss)
+        mlp_class([3, 2], output_activation=out, loss=loss)
 
 
-def test_valid_pairs_construct():
+def test_valid_pairs_construct(mlp_class):
     for loss, outs in VALID_OUTPUTS.items():
         for out in outs:
-            assert MLP([3, 2], output_activation=out, loss=loss).loss == loss
+            assert mlp_class([3, 2], output_activation=out, loss=loss).loss == loss
     # The valid pairs (PAIRS and step + squared_error) and INVALID_PAIRS cover every pair.
     assert len(PAIRS) + 1 + len(INVALID_PAIRS) == len(VALID_OUTPUTS) * len(OUTPUT_ACTIVATIONS)
 
@@ -534,8 +538,8 @@ def test_valid_pairs_construct():
 @pytest.mark.parametrize(
     "X", [np.ones((4, 2)), np.ones((4, 4)), np.ones(3), np.ones((1, 4, 3)), np.ones((0, 3))]
 )
-def test_rejects_bad_X(X):
-    mlp = MLP([3, 2], random_state=0)
+def test_rejects_bad_X(mlp_class, X):
+    mlp = mlp_class([3, 2], random_state=0)
     with pytest.raises(ValueError, match=r"X must have shape \(n_samples >= 1, 3\)"):
         mlp.forward(X)
     with pytest.raises(ValueError, match="X"):
@@ -555,16 +559,16 @@ def test_rejects_bad_X(X):
         (1, np.ones((4, 2))),
     ],
 )
-def test_rejects_bad_Y(n_outputs, Y):
-    mlp = MLP([3, n_outputs], random_state=0)
+def test_rejects_bad_Y(mlp_class, n_outputs, Y):
+    mlp = mlp_class([3, n_outputs], random_state=0)
     with pytest.raises(ValueError, match=rf"Y must have shape \(4, {n_outputs}\), got"):
         mlp.backward(np.ones((4, 3)), Y)
     with pytest.raises(ValueError, match="Y must have shape"):
         mlp.sgd_step(np.ones((4, 3)), Y, 0.1)
 
 
-def test_accepts_1d_Y_for_one_output():
-    mlp = MLP([3, 4, 1], random_state=0)
+def test_accepts_1d_Y_for_one_output(mlp_class):
+    mlp = mlp_class([3, 4, 1], random_state=0)
     X, Y = make_data(5, 3, 1, "identity", "squared_error")
     loss, cg, ig = mlp.backward(X, Y[:, 0])
     loss2, cg2, ig2 = mlp.backward(X, Y)
@@ -575,10 +579,17 @@ def test_accepts_1d_Y_for_one_output():
 
 @pytest.mark.parametrize(
     "sample_weight",
-    [np.ones(3), np.ones((4, 1)), -np.ones(4), np.zeros(4), np.array([1.0, np.nan, 1.0, 1.0])],
+    [
+        np.ones(3),
+        np.ones((4, 1)),
+        -np.ones(4),
+        np.array([2.0, -1.0, 1.0, 1.0]),  # a negative weight in a positive sum
+        np.zeros(4),
+        np.array([1.0, np.nan, 1.0, 1.0]),
+    ],
 )
-def test_rejects_bad_sample_weight(sample_weight):
-    mlp = MLP([3, 2], random_state=0)
+def test_rejects_bad_sample_weight(mlp_class, sample_weight):
+    mlp = mlp_class([3, 2], random_state=0)
     with pytest.raises(ValueError, match="sample_weight"):
         mlp.backward(np.ones((4, 3)), np.ones((4, 2)), sample_weight)
 
@@ -614,8 +625,8 @@ def test_rejects_bad_sample_weight(sample_weight):
         ("intercepts", [np.ones(4), [1.0, np.nan]], r"intercepts\[1\]"),
     ],
 )
-def test_rejects_bad_parameter_assignment(attr, value, match):
-    mlp = MLP([3, 4, 2], random_state=0)
+def test_rejects_bad_parameter_assignment(mlp_class, attr, value, match):
+    mlp = mlp_class([3, 4, 2], random_state=0)
     before = [p.copy() for p in getattr(mlp, attr)]
     with pytest.raises(ValueError, match=match):
         setattr(mlp, attr, value)
@@ -624,8 +635,8 @@ def test_rejects_bad_parameter_assignment(attr, value, match):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_parameter_assignment_stores_cast_copies(dtype):
-    mlp = MLP([2, 3, 1], dtype=dtype, random_state=0)
+def test_parameter_assignment_stores_cast_copies(mlp_class, dtype):
+    mlp = mlp_class([2, 3, 1], dtype=dtype, random_state=0)
     coefs = [np.full((2, 3), 0.1), np.full((3, 1), 0.2)]
     intercepts = [[0.1, 0.2, 0.3], np.array([0.4])]
     mlp.coefs, mlp.intercepts = coefs, intercepts
@@ -637,8 +648,8 @@ def test_parameter_assignment_stores_cast_copies(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_inputs_are_not_modified(dtype):
-    mlp = MLP([3, 4, 2], activation="relu", alpha=0.1, dtype=dtype, random_state=0)
+def test_inputs_are_not_modified(mlp_class, dtype):
+    mlp = mlp_class([3, 4, 2], activation="relu", alpha=0.1, dtype=dtype, random_state=0)
     X, Y = make_data(6, 3, 2, "identity", "squared_error")
     X, Y = X.astype(dtype), Y.astype(dtype)
     w = np.linspace(0.5, 1.5, 6).astype(dtype)

@@ -1,10 +1,11 @@
-"""The core's epoch loop (``_core.train_epoch``) against the same epoch written in NumPy.
+"""The core's epoch loop (a backend ``Trainer``'s ``run``) against the reference's epoch.
 
-The NumPy epoch takes each batch's gradients from ``fastmlp.reference`` and applies the
-optimizers' rules as the design states them:
+``fastmlp.reference.epoch`` takes each batch's gradients from the reference network and applies
+the reference's optimizers (``reference.SGD``, ``reference.Adam``), which state the rules:
   sgd:  v <- mu v - lr g;  p <- p + v   (Nesterov: p <- p + mu v - lr g)
   adam: t <- t+1; m <- b1 m + (1-b1) g; s <- b2 s + (1-b2) g^2;
         p <- p - lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(s) + eps)
+Those rules are checked against scikit-learn's in test_reference_optimizers.py.
 """
 
 import numpy as np
@@ -45,27 +46,38 @@ OPTIMIZERS = {
 }
 
 
-def numpy_epoch(net, X, Y, w, order, batch_size, opt, first, second, t):
-    params = net.coefs + net.intercepts  # the reference's own arrays, updated in place
-    accumulated = 0.0
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        loss, gW, gb = net.backward(X[idx], Y[idx], None if w is None else w[idx])
-        accumulated += loss * len(idx)
-        if opt["solver"] == "adam":
-            t += 1
-            rate = (
-                opt["learning_rate"] * np.sqrt(1 - opt["beta_2"] ** t) / (1 - opt["beta_1"] ** t)
-            )
-        for p, g, m, s in zip(params, gW + gb, first, second or first, strict=True):
-            if opt["solver"] == "sgd":
-                m[...] = opt["momentum"] * m - opt["learning_rate"] * g
-                p += opt["momentum"] * m - opt["learning_rate"] * g if opt["nesterov"] else m
-            else:
-                m[...] = opt["beta_1"] * m + (1 - opt["beta_1"]) * g
-                s[...] = opt["beta_2"] * s + (1 - opt["beta_2"]) * g**2
-                p -= rate * m / (np.sqrt(s) + opt["epsilon"])
-    return accumulated, t
+def reference_optimizer(name, params, t=0):
+    """The reference's optimizer with the settings of OPTIMIZERS[name], at step count t."""
+    opt = OPTIMIZERS[name]
+    if opt["solver"] == "sgd":
+        return reference.SGD(
+            params, opt["learning_rate"], momentum=opt["momentum"], nesterov=opt["nesterov"]
+        )
+    adam = reference.Adam(
+        params, opt["learning_rate"], opt["beta_1"], opt["beta_2"], opt["epsilon"]
+    )
+    adam.t = t
+    return adam
+
+
+def moments(optimizer):
+    """The reference optimizer's moments in the core's layout: (first, second)."""
+    if isinstance(optimizer, reference.Adam):
+        return optimizer.ms, optimizer.vs
+    return optimizer.velocities, []
+
+
+def core_state(ref):
+    """Copies of the reference network's parameters, for the core to train."""
+    coefs = [c.copy() for c in ref.coefs]
+    intercepts = [b.copy() for b in ref.intercepts]
+    return coefs, intercepts
+
+
+def assert_state_close(got, want, dtype):
+    atol = 1e-10 if dtype == "float64" else 1e-4
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=0, atol=atol * max(np.abs(w).max(), 1))
 
 
 # Batches of 10 run on one thread; batches of 40 are split among the threads (two here), whose
@@ -75,7 +87,7 @@ def numpy_epoch(net, X, Y, w, order, batch_size, opt, first, second, t):
 @pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("alpha", [0.0, 0.01])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_epoch_matches_numpy(batch_size, optimizer, weighted, alpha, dtype):
+def test_epoch_matches_reference(batch_size, optimizer, weighted, alpha, dtype):
     opt = OPTIMIZERS[optimizer]
     rng = np.random.RandomState(0)
     n, shape = 133, (5, 12, 7, 3)
@@ -83,57 +95,32 @@ def test_epoch_matches_numpy(batch_size, optimizer, weighted, alpha, dtype):
     Y = np.eye(3, dtype=dtype)[rng.randint(3, size=n)]
     w = rng.uniform(0, 2, n).astype(dtype) if weighted else None
     order = rng.permutation(n).astype(np.int64)  # shuffled; 133 leaves a short last batch
-    kwargs = dict(
-        activation="tanh",
-        output_activation="softmax",
-        loss="log_loss",
-        dtype=dtype,
-        random_state=1,
-        alpha=alpha,
-    )
-    ref = reference.MLP(shape, **kwargs)
-    coefs = [c.copy() for c in ref.coefs]
-    intercepts = [b.copy() for b in ref.intercepts]
-    zeros = lambda: [np.zeros_like(p) for p in coefs + intercepts]  # noqa: E731
-    first, second = zeros(), zeros() if opt["solver"] == "adam" else []
-    ref_first, ref_second = zeros(), zeros() if opt["solver"] == "adam" else []
-
+    ref = reference.MLP(shape, "tanh", "softmax", "log_loss", dtype, 1, alpha)
+    coefs, intercepts = core_state(ref)
     t = 7  # adam resumes from an earlier step count
+    ref_opt = reference_optimizer(optimizer, ref.coefs + ref.intercepts, t)
+    first, second = ([np.zeros_like(m) for m in ms] for ms in moments(ref_opt))
+
     for _ in range(3):  # several epochs: the moments carry over
         with threadpool_limits(limits=2, user_api="openmp"):
-            acc, t_core = train_epoch(
-                _core.module,
-                X,
-                Y,
-                w,
-                order,
-                batch_size,
-                coefs,
-                intercepts,
-                first,
-                second,
-                "tanh",
-                "softmax",
-                "log_loss",
-                alpha,
-                t=t,
-                batch_split="always",
-                **opt,
-            )
-        acc_ref, t = numpy_epoch(ref, X, Y, w, order, batch_size, opt, ref_first, ref_second, t)
-        assert t_core == t
+            acc, t = train_epoch(
+                _core.module, X, Y, w, order, batch_size, coefs, intercepts, first, second,
+                "tanh", "softmax", "log_loss", alpha, t=t, batch_split="always", **opt,
+            )  # fmt: skip
+        acc_ref = reference.epoch(ref, X, Y, w, order, batch_size, ref_opt)
+        if opt["solver"] == "adam":
+            assert t == ref_opt.t
         assert acc == pytest.approx(acc_ref, rel=1e-10 if dtype == "float64" else 1e-4)
-    atol = 1e-10 if dtype == "float64" else 1e-4
-    for got, want in zip(
+    ref_first, ref_second = moments(ref_opt)
+    assert_state_close(
         coefs + intercepts + first + second,
         ref.coefs + ref.intercepts + ref_first + ref_second,
-        strict=True,
-    ):
-        np.testing.assert_allclose(got, want, rtol=0, atol=atol * max(np.abs(want).max(), 1))
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_epoch_on_the_small_gemm_paths_matches_numpy(dtype):
+def test_epoch_on_the_small_gemm_paths_matches_reference(dtype):
     # 128 rows per thread through 500 inputs: with float32 and AVX-512, the forward and weight
     # gradient products of the first layer take small_gemm's path for larger operands, and the
     # relu error passed down through the narrow second layer takes its fused path.
@@ -144,36 +131,76 @@ def test_epoch_on_the_small_gemm_paths_matches_numpy(dtype):
     Y = np.eye(8, dtype=dtype)[rng.randint(8, size=n)]
     order = rng.permutation(n).astype(np.int64)
     ref = reference.MLP(shape, "relu", "softmax", "log_loss", dtype, 2, 0.0)
-    coefs = [c.copy() for c in ref.coefs]
-    intercepts = [b.copy() for b in ref.intercepts]
+    coefs, intercepts = core_state(ref)
     first = [np.zeros_like(p) for p in coefs + intercepts]
-    ref_first = [np.zeros_like(p) for p in coefs + intercepts]
+    ref_opt = reference_optimizer("sgd", ref.coefs + ref.intercepts)
     with threadpool_limits(limits=2, user_api="openmp"):
         acc, _ = train_epoch(
-            _core.module,
-            X,
-            Y,
-            None,
-            order,
-            256,
-            coefs,
-            intercepts,
-            first,
-            [],
-            "relu",
-            "softmax",
-            "log_loss",
-            0.0,
-            t=0,
-            batch_split="always",
-            **opt,
-        )
-    acc_ref, _ = numpy_epoch(ref, X, Y, None, order, 256, opt, ref_first, None, 0)
+            _core.module, X, Y, None, order, 256, coefs, intercepts, first, [],
+            "relu", "softmax", "log_loss", 0.0, t=0, batch_split="always", **opt,
+        )  # fmt: skip
+    acc_ref = reference.epoch(ref, X, Y, None, order, 256, ref_opt)
     assert acc == pytest.approx(acc_ref, rel=1e-10 if dtype == "float64" else 1e-4)
-    atol = 1e-10 if dtype == "float64" else 1e-4
-    ours, theirs = coefs + intercepts + first, ref.coefs + ref.intercepts + ref_first
-    for got, want in zip(ours, theirs, strict=True):
-        np.testing.assert_allclose(got, want, rtol=0, atol=atol * max(np.abs(want).max(), 1))
+    assert_state_close(
+        coefs + intercepts + first, ref.coefs + ref.intercepts + ref_opt.velocities, dtype
+    )
+
+
+# Every (output activation, loss) pair whose local error is h - y, and one whose is not.
+PAIRS = [
+    ("identity", "squared_error"),
+    ("logistic", "log_loss"),
+    ("softmax", "log_loss"),
+    ("exp", "poisson"),
+    ("tanh", "squared_error"),
+]
+
+
+def targets(output, loss, n, rng):
+    """Targets of shape (n, 3) that fit the loss."""
+    if output == "softmax":
+        return np.eye(3)[rng.randint(3, size=n)]
+    if loss == "log_loss":
+        return rng.randint(2, size=(n, 3)).astype(float)
+    if loss == "poisson":
+        return rng.poisson(1.0, size=(n, 3)).astype(float)
+    return rng.normal(size=(n, 3))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+@pytest.mark.parametrize("output, loss", PAIRS)
+def test_epoch_matches_reference_for_every_pair(output, loss, optimizer, dtype):
+    # Weighted, with one batch whose weights are all zero after the moments have built up: it
+    # contributes no loss and a zero gradient, but the optimizer still steps.
+    opt = OPTIMIZERS[optimizer]
+    rng = np.random.RandomState(11)
+    n, batch_size = 53, 8
+    X = rng.normal(size=(n, 4)).astype(dtype)
+    Y = targets(output, loss, n, rng).astype(dtype)
+    order = rng.permutation(n).astype(np.int64)
+    w = rng.uniform(0.2, 2.0, n).astype(dtype)
+    w[order[16:24]] = 0.0  # the third batch
+    ref = reference.MLP((4, 9, 3), "relu", output, loss, dtype, 4, 1e-3)
+    coefs, intercepts = core_state(ref)
+    ref_opt = reference_optimizer(optimizer, ref.coefs + ref.intercepts)
+    first, second = ([np.zeros_like(m) for m in ms] for ms in moments(ref_opt))
+    t = 0
+    for _ in range(2):
+        acc, t = train_epoch(
+            _core.module, X, Y, w, order, batch_size, coefs, intercepts, first, second,
+            "relu", output, loss, 1e-3, t=t, **opt,
+        )  # fmt: skip
+        acc_ref = reference.epoch(ref, X, Y, w, order, batch_size, ref_opt)
+        assert acc == pytest.approx(acc_ref, rel=1e-10 if dtype == "float64" else 1e-4)
+    if opt["solver"] == "adam":
+        assert t == ref_opt.t == 2 * 7
+    ref_first, ref_second = moments(ref_opt)
+    assert_state_close(
+        coefs + intercepts + first + second,
+        ref.coefs + ref.intercepts + ref_first + ref_second,
+        dtype,
+    )
 
 
 def test_epoch_with_all_zero_weights_in_a_batch_leaves_that_batch_out():

@@ -2,7 +2,15 @@
 
 This module is the oracle that the C++ core is tested against, and a readable statement of the
 math. ``MLP`` here has the same signature as ``fastmlp.MLP`` and gives the same results up to
-rounding; it favours clarity over speed.
+rounding; it favours clarity over speed. The optimizers' update rules (SGD with momentum and
+Nesterov's, Adam), the learning-rate schedules and a training ``epoch`` are here as well,
+written in ``fastmlp._reference_optim`` (a second file only so that each reads in one sitting)
+and re-exported.
+
+The reference shares no code with the product in either direction: it imports only NumPy,
+SciPy, scikit-learn's ``check_random_state`` and its own second file, and neither
+``fastmlp.MLP`` nor the estimators import it. An oracle that shared a helper with the product
+could not see that helper's bugs.
 
 Conventions
 -----------
@@ -38,14 +46,29 @@ import numpy as np
 from scipy.special import xlogy
 from sklearn.utils import check_random_state
 
+from fastmlp._reference_optim import (
+    SCHEDULES,
+    SGD,
+    Adam,
+    adam_step_rate,
+    epoch,
+    invscaling_rate,
+)
+
 __all__ = [
     "HIDDEN_ACTIVATIONS",
     "LOSSES",
     "MLP",
     "OUTPUT_ACTIVATIONS",
+    "SCHEDULES",
+    "SGD",
     "VALID_OUTPUTS",
+    "Adam",
     "activate",
+    "adam_step_rate",
     "derivative",
+    "epoch",
+    "invscaling_rate",
     "sample_losses",
 ]
 
