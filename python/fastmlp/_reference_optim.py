@@ -21,7 +21,20 @@ SCHEDULES = ("constant", "invscaling", "adaptive")
 
 
 def invscaling_rate(learning_rate_init, power_t, time_step):
-    """``lr = lr_0 / (time_step + 1)**power_t``; ``time_step`` counts the samples seen so far."""
+    """The invscaling schedule: ``lr = lr_0 / (time_step + 1)**power_t``.
+
+    Parameters
+    ----------
+    learning_rate_init : float
+        ``lr_0``.
+    power_t : float
+    time_step : int
+        The samples seen so far.
+
+    Returns
+    -------
+    learning_rate : float
+    """
     return float(learning_rate_init) / (time_step + 1) ** power_t
 
 
@@ -31,6 +44,19 @@ def adam_step_rate(learning_rate_init, beta_1, beta_2, t):
     ``lr_t = lr_0 * sqrt(1 - beta_2**t) / (1 - beta_1**t)``: the step ``lr_t m / (sqrt(s) +
     eps)`` is then Kingma and Ba's ``lr_0 m_hat / (sqrt(s_hat) + eps_hat)``, with ``m_hat = m /
     (1 - beta_1**t)``, ``s_hat = s / (1 - beta_2**t)`` (and ``eps`` scaled alike).
+
+    Parameters
+    ----------
+    learning_rate_init : float
+        ``lr_0``.
+    beta_1, beta_2 : float
+        The moments' decay rates.
+    t : int
+        The step, counted from 1.
+
+    Returns
+    -------
+    learning_rate : float
     """
     return learning_rate_init * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
 
