@@ -120,13 +120,13 @@ class FakeTrainer:
         self.uploads = 0  # set_parameters
         self.downloads = 0  # get_parameters
 
-    def run(self, order, learning_rate):
+    def run(self, order, learning_rate, loss_sum=0.0):
         if not isinstance(order, np.ndarray) or order.dtype != np.int64:
             raise TypeError("order must be an int64 numpy.ndarray")
         self.runs += 1
         self.rows += len(order)
         # Uploaded: the host may reuse its array.
-        return self._trainer.run(np.array(order, copy=True), learning_rate)
+        return self._trainer.run(np.array(order, copy=True), learning_rate, loss_sum)
 
     def loss_and_gradient(self, params, grad):
         # The real module uploads params and downloads grad; computing on them where they are

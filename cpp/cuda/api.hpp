@@ -117,7 +117,8 @@ class Trainer {
   // rate, adam's learning_rate_init). Returns the sum over batches of batch loss * batch
   // length; adam's step count (t()) advances by the number of batches. One host sync, at the
   // end. sgd and adam only.
-  double run(const std::int64_t* order, std::int64_t n, double learning_rate);
+  double run(const std::int64_t* order, std::int64_t n, double learning_rate,
+             double loss_sum = 0.0);
   std::int64_t t() const;
 
   // L-BFGS: the full-batch loss at the flat parameter vector `params` (host, n_params), its

@@ -80,10 +80,14 @@ struct Trainer<T>::Impl {
   DeviceBuffer<T> first, second;  // moments, the same layout, as moment_count(solver) asks
   DeviceBuffer<T> trial;          // loss_and_gradient's parameters, apart from the trained ones
   DeviceBuffer<std::int64_t> order;
+  // sum ||W||^2 as the last update summed it, carried to the next run (as the CPU trainer
+  // does, so that batch losses do not depend on where an epoch was cut); < 0: unknown.
+  double sq_norm = -1.0;
 
   int moments() const { return moment_count(config.solver); }
   void upload_state(const HostParams<T>& p, const std::vector<const T*>& m1,
                     const std::vector<const T*>& m2) {
+    sq_norm = -1.0;  // new weights: their norm is summed afresh at the next run
     net.upload_layout(layout_of(p), params.get());
     if (moments() >= 1) net.upload_layout(m1, first.get());
     if (moments() >= 2) net.upload_layout(m2, second.get());
@@ -133,13 +137,14 @@ Trainer<T>::~Trainer() {
 }
 
 template <class T>
-double Trainer<T>::run(const std::int64_t* order, std::int64_t n_order, double learning_rate) {
+double Trainer<T>::run(const std::int64_t* order, std::int64_t n_order, double learning_rate,
+                       double loss_sum) {
   Impl& m = *impl_;
   if (m.moments() == 0) {
     throw std::invalid_argument("run: an lbfgs trainer only computes loss_and_gradient");
   }
   const std::int64_t batch = std::min(m.batch_size, n_order);
-  if (batch < 1) return 0.0;
+  if (batch < 1) return loss_sum;
   DeviceGuard guard(m.device);
   DeviceNet<T>& net = m.net;
   const NetworkSpec& spec = net.spec();
@@ -153,7 +158,16 @@ double Trainer<T>::run(const std::int64_t* order, std::int64_t n_order, double l
   PassScalars* s = net.scalars();
   FASTMLP_CUDA_CHECK(cudaMemsetAsync(s, 0, sizeof(PassScalars), stream));
   const bool want_sq_norm = alpha != T(0);
-  if (want_sq_norm) add_sum<T>(m.params.get(), spec.n_coefs(), true, &s->sq_norm, stream);
+  if (want_sq_norm && m.sq_norm < 0) {
+    add_sum<T>(m.params.get(), spec.n_coefs(), true, &s->sq_norm, stream);
+  }
+  PassScalars start{};
+  start.accumulated = loss_sum;
+  start.sq_norm = m.sq_norm;
+  if (want_sq_norm && m.sq_norm >= 0) {
+    copy_to_device(&s->sq_norm, &start.sq_norm, 1, stream);
+  }
+  copy_to_device(&s->accumulated, &start.accumulated, 1, stream);
 
   const bool adam = m.config.solver == Solver::adam;
   const std::int64_t t0 = m.t;
@@ -175,6 +189,7 @@ double Trainer<T>::run(const std::int64_t* order, std::int64_t n_order, double l
   copy_to_host(&host, s, 1, stream);
   FASTMLP_CUDA_CHECK(cudaStreamSynchronize(stream));
   if (adam) m.t = t0 + n_batches;
+  if (want_sq_norm) m.sq_norm = host.sq_norm;
   return host.accumulated;
 }
 

@@ -54,8 +54,6 @@ struct ThreadSlot {
   double sq_norm[2] = {0.0, 0.0};
 };
 
-namespace {
-
 // One parameter array, flattened, for the reduce-and-update step.
 template <class T>
 struct ParamArray {
@@ -66,6 +64,8 @@ struct ParamArray {
   Index layer;   // index into the slots' sums
   bool is_coef;  // weights get the L2 term and count in ||W||^2
 };
+
+namespace {
 
 // The update of elements [begin, end) of every parameter array: grad = (sum over threads of the
 // partial sums + alpha W) * scale, then the optimizer's rule. Slot 0's sums become the grads.
@@ -97,6 +97,21 @@ double reduce_and_update(const std::vector<std::unique_ptr<ThreadSlot<T>>>& slot
     if (want_sq_norm && a.is_coef) {
       sq += double(VectorMap<T>(a.param + lo, n).squaredNorm());
     }
+  }
+  return sq;
+}
+
+// sum ||W||^2 over elements [begin, end) of the parameter arrays, piece by piece as
+// reduce_and_update sums it after an update: the two give the same bits.
+template <class T>
+double sq_norm_share(const std::vector<ParamArray<T>>& arrays, Index begin, Index end) {
+  double sq = 0.0;
+  Index offset = 0;
+  for (const ParamArray<T>& a : arrays) {
+    const Index lo = std::max(begin, offset) - offset;
+    const Index hi = std::min(end, offset + a.size) - offset;
+    offset += a.size;
+    if (lo < hi && a.is_coef) sq += double(VectorMap<T>(a.param + lo, hi - lo).squaredNorm());
   }
   return sq;
 }
@@ -141,6 +156,7 @@ void Trainer<T>::set_state(const std::vector<T*>& coefs, const std::vector<T*>& 
   net_.coefs = coefs;
   net_.intercepts = intercepts;
   moments_ = moments;
+  sq_norm_ = -1.0;
 }
 
 template <class T>
@@ -191,23 +207,40 @@ double Trainer<T>::loss_and_gradient(T* params, T* grad, const std::function<boo
 }
 
 template <class T>
-double Trainer<T>::run(const std::int64_t* order, Index n, double learning_rate) {
-  if (n < 1) return 0.0;
+double Trainer<T>::run(const std::int64_t* order, Index n, double learning_rate, double loss_sum) {
+  if (n < 1) return loss_sum;
   config_.learning_rate = learning_rate;
   ScopedEigenThreads eigen_threads(gemm_threads_);
-  const double sq_norm = alpha_ != T(0) ? weight_sq_norm(net_) : 0.0;
-  accumulated_ = 0.0;
+  const bool want_sq_norm = alpha_ != T(0);
+  if (want_sq_norm && sq_norm_ < 0) {
+    // Summed as the threads' shares after an update are, so that a run that starts afresh (a
+    // new trainer: partial_fit) and one that carries the norm over (the next chunk or epoch of
+    // a fit) see the same bits.
+    const std::vector<ParamArray<T>> arrays = parameter_arrays();
+    Index n_params = 0;
+    for (const ParamArray<T>& a : arrays) n_params += a.size;
+    sq_norm_ = 0.0;
+    for (int i = 0; i < split_; ++i) {
+      sq_norm_ += sq_norm_share(arrays, n_params * i / split_, n_params * (i + 1) / split_);
+    }
+  }
+  accumulated_ = loss_sum;
   if (split_ > 1) {
 #ifdef FASTMLP_WITH_OPENMP
 #pragma omp parallel num_threads(split_)
-    run_batches(omp_get_thread_num(), order, n, sq_norm);
+    run_batches(omp_get_thread_num(), order, n);
 #endif
   } else {
     // Not even an inactive parallel region here: inside one, Eigen's own GEMM threads would be
     // a nested team, created afresh for every GEMM.
-    run_batches(0, order, n, sq_norm);
+    run_batches(0, order, n);
   }
   const Index n_batches = (n + batch_ - 1) / batch_;
+  if (want_sq_norm) {
+    // The threads' shares of ||W||^2 after the last update, summed as the next batch would.
+    sq_norm_ = 0.0;
+    for (auto& s : slots_) sq_norm_ += s->sq_norm[(n_batches - 1) % 2];
+  }
   if (config_.solver == Solver::adam) t_ += n_batches;
   return accumulated_;
 }
@@ -215,25 +248,15 @@ double Trainer<T>::run(const std::int64_t* order, Index n, double learning_rate)
 // The batches of one run, as seen by thread tid of split_ (its barriers are no-ops when split_
 // is 1).
 template <class T>
-void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n, double sq_norm) {
+void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n) {
   const Network<T>& net = net_;
-  const Index L = net.n_layers();
   const int split = split_;
   ThreadSlot<T>& slot = *slots_[tid];
   const bool adam = config_.solver == Solver::adam;
   const bool want_sq_norm = alpha_ != T(0);
-  // The parameter arrays in one flat index space, for the threads to share the update.
-  std::vector<ParamArray<T>> arrays;
+  const std::vector<ParamArray<T>> arrays = parameter_arrays();
   Index n_params = 0;
-  for (Index l = 0; l < 2 * L; ++l) {
-    const bool is_coef = l < L;
-    const Index layer = is_coef ? l : l - L;
-    const Index size = is_coef ? net.sizes[layer] * net.sizes[layer + 1] : net.sizes[layer + 1];
-    T* param = is_coef ? net.coefs[layer] : net.intercepts[layer];
-    arrays.push_back(
-        {param, moments_.first[l], adam ? moments_.second[l] : nullptr, size, layer, is_coef});
-    n_params += size;
-  }
+  for (const ParamArray<T>& a : arrays) n_params += a.size;
   const Index n_batches = (n + batch_ - 1) / batch_;
   for (Index b = 0; b < n_batches; ++b) {
     const Index start = b * batch_;
@@ -265,7 +288,7 @@ void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n, double
       if (!empty) {
         for (auto& s : slots_) batch_loss += s->loss_sum;
         batch_loss /= weight_sum;
-        double sq = sq_norm;
+        double sq = sq_norm_;
         if (b > 0 && want_sq_norm) {
           sq = 0.0;
           for (auto& s : slots_) sq += s->sq_norm[(b + 1) % 2];
@@ -285,6 +308,24 @@ void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n, double
 #pragma omp barrier
 #endif
   }
+}
+
+// The parameter arrays in one flat index space (coefs, then intercepts), for the threads to
+// share the update.
+template <class T>
+std::vector<ParamArray<T>> Trainer<T>::parameter_arrays() const {
+  const Index L = net_.n_layers();
+  const bool adam = config_.solver == Solver::adam;
+  std::vector<ParamArray<T>> arrays;
+  for (Index l = 0; l < 2 * L; ++l) {
+    const bool is_coef = l < L;
+    const Index layer = is_coef ? l : l - L;
+    const Index size = is_coef ? net_.sizes[layer] * net_.sizes[layer + 1] : net_.sizes[layer + 1];
+    T* param = is_coef ? net_.coefs[layer] : net_.intercepts[layer];
+    arrays.push_back(
+        {param, moments_.first[l], adam ? moments_.second[l] : nullptr, size, layer, is_coef});
+  }
+  return arrays;
 }
 
 template class Trainer<float>;

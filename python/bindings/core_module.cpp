@@ -125,7 +125,7 @@ BatchSplit parse_batch_split(const std::string& name) {
 class TrainerHandle {
  public:
   virtual ~TrainerHandle() = default;
-  virtual py::tuple run(const py::array& order, double learning_rate) = 0;
+  virtual py::tuple run(const py::array& order, double learning_rate, double loss_sum) = 0;
   virtual double loss_and_gradient(const py::array& params, const py::array& grad) = 0;
   virtual void set_parameters(const py::list& coefs, const py::list& intercepts,
                               const py::list& first, const py::list& second) = 0;
@@ -186,7 +186,7 @@ class TypedTrainer final : public TrainerHandle {
     }
   }
 
-  py::tuple run(const py::array& order, double learning_rate) override {
+  py::tuple run(const py::array& order, double learning_rate, double loss_sum) override {
     if (solver_ == Solver::lbfgs) {
       throw py::value_error("an lbfgs trainer computes losses and gradients only: no run()");
     }
@@ -195,7 +195,7 @@ class TypedTrainer final : public TrainerHandle {
     double accumulated;
     {
       py::gil_scoped_release release;
-      accumulated = trainer_->run(idx, n, learning_rate);
+      accumulated = trainer_->run(idx, n, learning_rate, loss_sum);
     }
     return py::make_tuple(accumulated, trainer_->t());
   }
@@ -363,7 +363,10 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
            py::arg("momentum"), py::arg("nesterov"), py::arg("beta_1"), py::arg("beta_2"),
            py::arg("epsilon"), py::arg("t"), py::arg("device") = 0, py::arg("batch_split") = "auto")
       .def("run", &TrainerHandle::run, py::arg("order"), py::arg("learning_rate"),
-           "Minibatches over order (int64 rows); returns (sum of batch loss * length, adam's t).")
+           py::arg("loss_sum") = 0.0,
+           "Minibatches over order (int64 rows); returns (loss_sum + sum of batch loss * length, "
+           "adam's t). An epoch run in several calls, each given the last result, adds up as "
+           "one call.")
       .def("loss_and_gradient", &TrainerHandle::loss_and_gradient, py::arg("params"),
            py::arg("grad"), "Full-batch loss at the flat params; the gradient into grad.")
       .def("set_parameters", &TrainerHandle::set_parameters, py::arg("coefs"),

@@ -177,25 +177,25 @@ class PyTrainer {
     }
   }
 
-  py::tuple run(const py::array& order, double learning_rate) {
+  py::tuple run(const py::array& order, double learning_rate, double loss_sum) {
     const std::int64_t* idx = order_pointer(order, n_samples_);
     if (moment_count(config_.solver) == 0) {
       throw py::value_error("run: an lbfgs Trainer only computes loss_and_gradient");
     }
-    double loss_sum;
+    double total;
     std::int64_t t;
     {
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex_);
       if (float32_) {
-        loss_sum = f_->run(idx, order.shape(0), learning_rate);
+        total = f_->run(idx, order.shape(0), learning_rate, loss_sum);
         t = f_->t();
       } else {
-        loss_sum = d_->run(idx, order.shape(0), learning_rate);
+        total = d_->run(idx, order.shape(0), learning_rate, loss_sum);
         t = d_->t();
       }
     }
-    return py::make_tuple(loss_sum, t);
+    return py::make_tuple(total, t);
   }
 
   double loss_and_gradient(const py::array& params, const py::array& grad) {
@@ -462,6 +462,7 @@ PYBIND11_MODULE(_cuda_core, m) {
            py::arg("nesterov"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),
            py::arg("t"), py::arg("device") = 0, py::arg("fused") = true)
       .def("run", &PyTrainer::run, py::arg("order"), py::arg("learning_rate"),
+           py::arg("loss_sum") = 0.0,
            "Minibatches of batch_size over order (int64 row indices, checked and uploaded; the "
            "last batch may be short), each followed by an optimizer step at learning_rate. "
            "Returns (sum of batch loss * batch length, adam's step count so far). sgd and adam "

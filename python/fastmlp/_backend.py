@@ -25,10 +25,12 @@ beta_2, epsilon, t, device=0, **options)``
     (zero-copy); on a GPU it holds device copies. ``options`` are a backend's tuning switches
     (the CPU's ``batch_split``, CUDA's ``fused``); see :data:`trainer_options`.
 
-    ``run(order, learning_rate) -> (loss_sum, t)``
+    ``run(order, learning_rate, loss_sum=0.0) -> (loss_sum, t)``
         Minibatches of ``batch_size`` over ``order`` (int64 row indices; the last batch may be
-        short), so that Python can run an epoch in chunks. Returns the sum of batch loss times
-        batch length (scikit-learn's accumulated loss) and Adam's step count so far.
+        short), so that Python can run an epoch in chunks. Returns ``loss_sum`` plus the sum of
+        batch loss times batch length (scikit-learn's accumulated loss), and Adam's step count
+        so far. An epoch run in chunks, each given the previous chunk's sum, gives the same
+        bits as one call: nothing depends on where it was cut.
     ``loss_and_gradient(params, grad) -> float``
         L-BFGS: the full-batch loss at the flat parameter vector ``params`` (W_0..W_{L-1} then
         b_0..b_{L-1}, row-major, X's dtype) with its gradient written into ``grad``.

@@ -27,7 +27,9 @@ from fastmlp._cuda import DeviceOptions
 from fastmlp._epochs import EpochRunner
 from fastmlp._lbfgs import fit_lbfgs
 from fastmlp._optimizers import AdamState, SGDState
+from fastmlp._persistence import save
 from fastmlp._progress import EpochProgress
+from fastmlp._sklearn_interop import to_sklearn
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 # Warnings from _fit_stochastic point at the user's call: they run under _fit,
@@ -480,8 +482,6 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         path : str or os.PathLike
             The file to write (no suffix is appended).
         """
-        from fastmlp._persistence import save
-
         save(self, path)
 
     def to_sklearn(self):
@@ -494,8 +494,6 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
             optimizer's moments in scikit-learn's optimizer class: it predicts the same and its
             ``partial_fit`` continues the training. :func:`fastmlp.from_sklearn` is the inverse.
         """
-        from fastmlp._sklearn_interop import to_sklearn
-
         return to_sklearn(self)
 
     def _check_solver(self):

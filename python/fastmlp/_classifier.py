@@ -1,6 +1,7 @@
 """MLPClassifier: scikit-learn's multilayer-perceptron classifier on fastmlp's core."""
 
 import numpy as np
+from sklearn import neural_network
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import LabelBinarizer
@@ -10,8 +11,10 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 from fastmlp import _cuda
 from fastmlp._base import BaseMultilayerPerceptron
+from fastmlp._state import estimator_class
 
 
+@estimator_class(neural_network.MLPClassifier)
 class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     """Multi-layer perceptron classifier, a drop-in for ``sklearn.neural_network.MLPClassifier``.
 

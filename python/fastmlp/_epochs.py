@@ -64,11 +64,11 @@ class EpochRunner:
         while start < n:
             stop = min(n, start + self._batches_per_chunk * self._batch_size)
             began = time.perf_counter()
-            loss, t = self._trainer.run(
-                order[start:stop], optimizer.core_arguments()["learning_rate"]
+            # The sum goes on in the trainer: the same bits wherever the epoch is cut.
+            accumulated, t = self._trainer.run(
+                order[start:stop], optimizer.core_arguments()["learning_rate"], accumulated
             )
             self._adapt(time.perf_counter() - began, stop - start)
-            accumulated += loss
             optimizer.epoch_done(t)
             start = stop
             if progress is not None:

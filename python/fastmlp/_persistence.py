@@ -15,43 +15,22 @@ import zipfile
 import numpy as np
 from sklearn.preprocessing import LabelBinarizer
 
+from fastmlp import _optimizers
 from fastmlp._atomic_file import atomic_write
+from fastmlp._state import (
+    BEST_PARAMETERS,
+    CURVES,
+    ESTIMATORS,
+    OPTIMIZER,
+    OPTIMIZERS,
+    OPTIONAL_SCALARS,
+    OUTPUT_ACTIVATIONS,
+    REQUIRED_SCALARS,
+)
 
 FORMAT_NAME = "fastmlp-model"
 FORMAT_VERSION = 1
 _METADATA = "__metadata__"
-# Fitted scalars stored in the metadata, with the types they must have. Every fit sets the
-# first seven; the stochastic solvers set the others (None where scikit-learn sets None).
-_REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "n_iter_": int,
-    "t_": int,
-    "n_layers_": int,
-    "n_outputs_": int,
-    "n_features_in_": int,
-    "out_activation_": str,
-    "loss_": float,
-}
-_OPTIONAL: dict[str, type | tuple[type, ...]] = {
-    "best_loss_": (float, type(None)),
-    "best_validation_score_": (float, type(None)),
-    "_no_improvement_count": int,
-}
-_CURVES = ("loss_curve_", "validation_scores_")
-_OUTPUT_ACTIVATIONS = {
-    "MLPClassifier": ("logistic", "softmax"),
-    "MLPRegressor": ("identity", "exp"),
-}
-# The optimizer kinds, their scalar attributes and their lists of moment arrays.
-_OPTIMIZERS = {
-    "SGDState": (
-        ("learning_rate_init", "learning_rate", "lr_schedule", "momentum", "nesterov", "power_t"),
-        ("velocities",),
-    ),
-    "AdamState": (
-        ("learning_rate_init", "learning_rate", "beta_1", "beta_2", "epsilon", "t"),
-        ("ms", "vs"),
-    ),
-}
 
 
 class ModelFormatError(ValueError):
@@ -80,8 +59,7 @@ def save(estimator, path):
         arrays[f"intercept_{i}"] = np.asarray(intercept)
     for i, (coef, intercept) in enumerate(
         zip(
-            getattr(estimator, "_best_coefs", []),
-            getattr(estimator, "_best_intercepts", []),
+            *(getattr(estimator, name, []) for name in BEST_PARAMETERS),
             strict=True,
         )
     ):
@@ -96,7 +74,7 @@ def save(estimator, path):
         "params": _json_params(estimator.get_params()),
         "fitted": {
             name: _plain(getattr(estimator, name))
-            for name in (*_REQUIRED, *_OPTIONAL, *_CURVES)
+            for name in (*REQUIRED_SCALARS, *OPTIONAL_SCALARS, *CURVES)
             if hasattr(estimator, name)
         },
         "dtype": str(np.asarray(estimator.coefs_[0]).dtype),
@@ -111,9 +89,9 @@ def save(estimator, path):
         meta["label_type"] = estimator._label_binarizer.y_type_
     if hasattr(estimator, "feature_names_in_"):
         arrays["feature_names_in"] = np.asarray(estimator.feature_names_in_).astype(str)
-    optimizer = getattr(estimator, "_optimizer", None)
+    optimizer = getattr(estimator, OPTIMIZER, None)
     if optimizer is not None:
-        scalars, lists = _OPTIMIZERS[type(optimizer).__name__]
+        scalars, lists = OPTIMIZERS[type(optimizer).__name__]
         meta["optimizer"] = {
             "kind": type(optimizer).__name__,
             **{name: _plain(getattr(optimizer, name)) for name in scalars},
@@ -163,14 +141,11 @@ def load(path):
 
 
 def _build(arrays):
-    from fastmlp import MLPClassifier, MLPRegressor
-
     meta = _metadata(arrays)
-    kinds = {"MLPClassifier": MLPClassifier, "MLPRegressor": MLPRegressor}
     kind = meta.get("estimator")
-    if kind not in kinds:
+    if kind not in ESTIMATORS:
         raise ModelFormatError(f"unknown estimator {kind!r}")
-    estimator = kinds[kind]()
+    estimator = ESTIMATORS[kind]()
     params = _require(meta, "params", dict)
     unknown = set(params) - set(estimator.get_params())
     if unknown:
@@ -187,8 +162,8 @@ def _build(arrays):
         raise ModelFormatError(f"dtype must be float32 or float64, got {meta.get('dtype')!r}")
     dtype = np.dtype(meta["dtype"])
     fitted = _require(meta, "fitted", dict)
-    for name, types in (*_REQUIRED.items(), *_OPTIONAL.items()):
-        if name not in fitted and name in _OPTIONAL:
+    for name, types in (*REQUIRED_SCALARS.items(), *OPTIONAL_SCALARS.items()):
+        if name not in fitted and name in OPTIONAL_SCALARS:
             continue
         value = fitted.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and _accepts_float(types):
@@ -234,13 +209,13 @@ def _build(arrays):
             _array(arrays, f"best_intercept_{i}", dtype, 1, b.shape)
             for i, b in enumerate(intercepts)
         ]
-    if estimator.out_activation_ not in _OUTPUT_ACTIVATIONS[kind]:
+    if estimator.out_activation_ not in OUTPUT_ACTIVATIONS[kind]:
         raise ModelFormatError(
             f"out_activation_ {estimator.out_activation_!r} is not one of "
-            f"{_OUTPUT_ACTIVATIONS[kind]}"
+            f"{OUTPUT_ACTIVATIONS[kind]}"
         )
 
-    for name in _CURVES:
+    for name in CURVES:
         if name not in fitted:
             continue
         curve = fitted[name]
@@ -299,15 +274,13 @@ def _restore_labels(estimator, arrays, meta):
 
 
 def _restore_optimizer(estimator, arrays, state):
-    from fastmlp import _optimizers
-
     kind = state.get("kind")
-    if kind not in _OPTIMIZERS:
+    if kind not in OPTIMIZERS:
         raise ModelFormatError(f"unknown optimizer {kind!r}")
     if kind != {"sgd": "SGDState", "adam": "AdamState"}.get(estimator.solver):
         raise ModelFormatError(f"optimizer {kind} does not match solver={estimator.solver!r}")
     optimizer = object.__new__(getattr(_optimizers, kind))
-    scalars, lists = _OPTIMIZERS[kind]
+    scalars, lists = OPTIMIZERS[kind]
     for name in scalars:
         value = state.get(name)
         ok = (
@@ -328,7 +301,7 @@ def _restore_optimizer(estimator, arrays, state):
                 for i, p in enumerate(params)
             ],
         )
-    estimator._optimizer = optimizer
+    setattr(estimator, OPTIMIZER, optimizer)
 
 
 def _metadata(arrays):

@@ -1,6 +1,7 @@
 """MLPRegressor: scikit-learn's multilayer-perceptron regressor on fastmlp's core."""
 
 import numpy as np
+from sklearn import neural_network
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import StrOptions
@@ -8,8 +9,10 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from fastmlp._base import BaseMultilayerPerceptron
+from fastmlp._state import estimator_class
 
 
+@estimator_class(neural_network.MLPRegressor)
 class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     """Multi-layer perceptron regressor, a drop-in for ``sklearn.neural_network.MLPRegressor``.
 

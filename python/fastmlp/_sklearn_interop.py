@@ -19,10 +19,10 @@ both libraries follow, scikit-learn's are that loss's data term divided by the n
 
 import copy
 
-from sklearn import neural_network
 from sklearn.neural_network import _stochastic_optimizers as sk_optimizers
 
 from fastmlp._optimizers import AdamState, SGDState
+from fastmlp._state import OPTIMIZER, SKLEARN_COUNTERPARTS, TRAINING_ONLY_PARAMS, fitted_attributes
 
 # fastmlp's optimizer classes and scikit-learn's, both ways.
 _TO_SKLEARN_OPTIMIZER = {
@@ -30,10 +30,6 @@ _TO_SKLEARN_OPTIMIZER = {
     AdamState: sk_optimizers.AdamOptimizer,
 }
 _FROM_SKLEARN_OPTIMIZER = {sk: ours for ours, sk in _TO_SKLEARN_OPTIMIZER.items()}
-# Parameters that scikit-learn's MLP does not take.
-_FASTMLP_ONLY_PARAMS = ("device",)
-# scikit-learn's L-BFGS bookkeeping, rebuilt on its side and not needed on ours.
-_LBFGS_INDEX_ATTRIBUTES = ("_coef_indptr", "_intercept_indptr")
 
 
 def to_sklearn(estimator):
@@ -51,16 +47,10 @@ def to_sklearn(estimator):
         including the optimizer's state as scikit-learn's own optimizer class, so that its
         ``partial_fit`` continues where fastmlp's would.
     """
-    from fastmlp._classifier import MLPClassifier
-    from fastmlp._regressor import MLPRegressor
-
-    classes = {
-        MLPClassifier: neural_network.MLPClassifier,
-        MLPRegressor: neural_network.MLPRegressor,
-    }
-    target = _target_class(estimator, classes)
-    result = _convert(estimator, target, _TO_SKLEARN_OPTIMIZER, _FASTMLP_ONLY_PARAMS)
+    target = _target_class(estimator, SKLEARN_COUNTERPARTS)
+    result = _convert(estimator, target, _TO_SKLEARN_OPTIMIZER, TRAINING_ONLY_PARAMS)
     if hasattr(result, "coefs_") and result.solver == "lbfgs":
+        # scikit-learn's L-BFGS bookkeeping, which fastmlp's state has no use for.
         result._coef_indptr, result._intercept_indptr = _lbfgs_index(result.coefs_)
     return result
 
@@ -90,18 +80,9 @@ def from_sklearn(estimator):
     >>> bool(np.allclose(est.predict(X), sk.predict(X)))
     True
     """
-    from fastmlp._classifier import MLPClassifier
-    from fastmlp._regressor import MLPRegressor
-
-    classes = {
-        neural_network.MLPClassifier: MLPClassifier,
-        neural_network.MLPRegressor: MLPRegressor,
-    }
+    classes = {sk: ours for ours, sk in SKLEARN_COUNTERPARTS.items()}
     target = _target_class(estimator, classes)
-    result = _convert(estimator, target, _FROM_SKLEARN_OPTIMIZER)
-    for name in _LBFGS_INDEX_ATTRIBUTES:
-        result.__dict__.pop(name, None)
-    return result
+    return _convert(estimator, target, _FROM_SKLEARN_OPTIMIZER)
 
 
 def _target_class(estimator, classes):
@@ -119,12 +100,12 @@ def _convert(estimator, target, optimizer_classes, dropped_params=()):
     result = target(
         **{name: value for name, value in params.items() if name not in dropped_params}
     )
-    # Everything that __init__ does not set is fitted state: copy it all, deeply.
-    init_attributes = set(vars(result)) | set(params)
-    for name, value in vars(estimator).items():
-        if name in init_attributes:
+    # The declared fitted state (fastmlp._state), deeply copied.
+    for name in fitted_attributes():
+        if not hasattr(estimator, name):
             continue
-        if name == "_optimizer":
+        value = getattr(estimator, name)
+        if name == OPTIMIZER:
             value = _convert_optimizer(value, optimizer_classes)
         else:
             value = copy.deepcopy(value)

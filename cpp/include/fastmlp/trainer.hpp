@@ -32,6 +32,8 @@ enum class BatchSplit { automatic, always, never };
 
 template <class T>
 struct ThreadSlot;
+template <class T>
+struct ParamArray;
 
 template <class T>
 class Trainer {
@@ -50,9 +52,10 @@ class Trainer {
                  const OptimizerState<T>& moments);
 
   // Minibatches of batch_size over the rows order[0..n) (each in [0, n_samples)); the last may
-  // be short. Updates the parameters and moments in place. Returns the sum over batches of
-  // (batch loss * batch length), scikit-learn's accumulated_loss.
-  double run(const std::int64_t* order, Index n, double learning_rate);
+  // be short. Updates the parameters and moments in place. Returns loss_sum plus the sum over
+  // batches of (batch loss * batch length), scikit-learn's accumulated_loss: an epoch run in
+  // several calls, each given the previous call's result, adds up exactly as one call would.
+  double run(const std::int64_t* order, Index n, double learning_rate, double loss_sum = 0.0);
 
   // The full-batch loss (mean, with the L2 term) at the flat parameter vector params
   // (scikit-learn's packing), its gradient written into grad (the same layout). The trained
@@ -65,7 +68,8 @@ class Trainer {
   const NetworkSpec& spec() const { return net_; }
 
  private:
-  void run_batches(int tid, const std::int64_t* order, Index n, double sq_norm);
+  void run_batches(int tid, const std::int64_t* order, Index n);
+  std::vector<ParamArray<T>> parameter_arrays() const;
 
   Network<T> net_;
   OptimizerConfig config_;
@@ -80,6 +84,10 @@ class Trainer {
   std::unique_ptr<Workspace<T>> full_batch_;  // L-BFGS's, made at its first call
   std::unique_ptr<ThreadSlot<T>> block_;      // or, for data in blocks, the block's
   double accumulated_ = 0.0;
+  // sum ||W||^2 of the current weights, as the last update summed it; negative: unknown (no run
+  // yet, or the parameters were replaced), computed afresh. Carried from one run to the next so
+  // that the batch losses do not depend on where an epoch was cut into runs.
+  double sq_norm_ = -1.0;
 };
 
 }  // namespace fastmlp
