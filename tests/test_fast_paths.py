@@ -5,8 +5,8 @@ import pytest
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import shuffle
 
-from fastmlp._base import _shuffled
 from fastmlp._classifier import _binarize, _fitted_label_binarizer
+from fastmlp._stochastic import shuffled as _shuffled
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 7, 1000])

@@ -9,38 +9,26 @@ follows scikit-learn's ``sklearn/neural_network`` so that the same data, paramet
 ``random_state`` give the same model.
 """
 
-import warnings
 from abc import ABC, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, _fit_context, is_classifier
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from fastmlp._arrays import aligned_copy, all_finite, contiguous, dense, is_aligned
+from fastmlp._arrays import aligned_copy, all_finite, contiguous, dense
 from fastmlp._backend import backend_for
 from fastmlp._cuda import DeviceOptions
-from fastmlp._epochs import EpochRunner
 from fastmlp._lbfgs import fit_lbfgs
-from fastmlp._optimizers import AdamState, SGDState
 from fastmlp._persistence import save
-from fastmlp._progress import EpochProgress
 from fastmlp._sklearn_interop import to_sklearn
+from fastmlp._stochastic import NON_FINITE_WEIGHTS, fit_stochastic
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
-# Warnings from _fit_stochastic point at the user's call: they run under _fit,
-# under fit or partial_fit, under sklearn's _fit_context wrapper.
-_USER_STACKLEVEL = 5
 # Multiply-adds per block of a long prediction: about 0.1 s on the project's 2-core machines.
 _PREDICT_BLOCK_MACS = 2_000_000_000
-_NON_FINITE_WEIGHTS = (
-    "Solver produced non-finite parameter weights. The input data may contain large values and "
-    "need to be preprocessed."
-)
 
 
 class BaseMultilayerPerceptron(BaseEstimator, ABC):
@@ -244,7 +232,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
         self.intercepts_ = [aligned_copy(b, dtype) for b in self.intercepts_]
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(X, y, sample_weight, incremental, backend)
+            fit_stochastic(self, X, y, sample_weight, incremental, backend)
         else:
             try:
                 fit_lbfgs(self, X, y, sample_weight, backend)
@@ -254,7 +242,7 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                 self.__dict__.update(state_before)
                 raise
         if not all_finite(self.coefs_ + self.intercepts_):
-            raise ValueError(_NON_FINITE_WEIGHTS)
+            raise ValueError(NON_FINITE_WEIGHTS)
         return self
 
     def _check_weights(self, layer_units):
@@ -285,141 +273,6 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
                     )
                 if not np.isfinite(array).all():
                     raise ValueError(f"{name}[{i}] contains NaN or infinity")
-
-    def _make_optimizer(self, params):
-        if self.solver == "sgd":
-            return SGDState(
-                params,
-                self.learning_rate_init,
-                self.learning_rate,
-                self.momentum,
-                self.nesterovs_momentum,
-                self.power_t,
-            )
-        return AdamState(params, self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon)
-
-    def _fit_stochastic(self, X, y, sample_weight, incremental, backend):
-        params = self.coefs_ + self.intercepts_
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer(params)
-        self._optimizer = _optimizer_for_params(self._optimizer, params)
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
-
-        early_stopping = self.early_stopping
-        X_val = y_val = sample_weight_val = None
-        X_train, y_train, sample_weight_train = X, y, sample_weight
-        if early_stopping:
-            # The same split as scikit-learn: same function, same random stream, same stratify.
-            stratify = y if is_classifier(self) and self.n_outputs_ == 1 else None
-            arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
-            parts = train_test_split(
-                *arrays,
-                random_state=self._random_state,
-                test_size=self.validation_fraction,
-                stratify=stratify,
-            )
-            X_train, X_val, y_train, y_val = parts[:4]
-            if sample_weight is not None:
-                sample_weight_train, sample_weight_val = parts[4:]
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' or the "
-                    "size of your dataset."
-                )
-            if is_classifier(self):
-                y_val = self._label_binarizer.inverse_transform(y_val)
-
-        dtype = X.dtype
-        X_train = contiguous(X_train, dtype)
-        Y_train = contiguous(y_train, dtype)
-        if sample_weight_train is not None:
-            sample_weight_train = contiguous(sample_weight_train, dtype)
-        n_samples = X_train.shape[0]
-        sample_idx = np.arange(n_samples, dtype=np.int64)
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than sample size. It is going to be "
-                    "clipped",
-                    stacklevel=_USER_STACKLEVEL,
-                )
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
-
-        network = dict(
-            activation=self.activation,
-            output_activation=self.out_activation_,
-            loss=self._core_loss_name(),
-            alpha=self.alpha,
-        )
-        # On a GPU, the host's coefs_, intercepts_ and moments are stale until to_host().
-        epochs = EpochRunner(
-            backend,
-            X_train,
-            Y_train,
-            sample_weight_train,
-            self.coefs_,
-            self.intercepts_,
-            self._optimizer,
-            network,
-            batch_size,
-        )
-        progress = EpochProgress(
-            1 if incremental else self.max_iter, n_samples, type(self).__name__
-        )
-        try:
-            self.n_iter_ = 0
-            for _ in range(self.max_iter):
-                if self.shuffle:
-                    sample_idx = _shuffled(sample_idx, self._random_state)
-                accumulated_loss = epochs.train_epoch(sample_idx, self._optimizer, progress)
-                self.n_iter_ += 1
-                self.loss_ = accumulated_loss / n_samples
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                progress.update(self.loss_)
-                if self.verbose:
-                    print(f"Iteration {self.n_iter_:d}, loss = {self.loss_:.8f}")
-                if not (early_stopping or np.isfinite(self.loss_)):
-                    # A non-finite weight stays non-finite, and scikit-learn raises this error
-                    # after the last epoch: raise it now. (With early stopping, the best finite
-                    # weights come back at the end, so training goes on as in scikit-learn.)
-                    epochs.to_host()
-                    if not all_finite(params):
-                        raise ValueError(_NON_FINITE_WEIGHTS)
-                if early_stopping:
-                    epochs.to_host()  # scored, and perhaps kept as the best, on the host
-
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sample_weight_val)
-                self._optimizer.iteration_ends(self.t_)
-                if self._no_improvement_count > self.n_iter_no_change:
-                    what = "Validation score" if early_stopping else "Training loss"
-                    msg = (
-                        f"{what} did not improve more than tol={self.tol:f} for "
-                        f"{self.n_iter_no_change:d} consecutive epochs."
-                    )
-                    if self._optimizer.trigger_stopping(msg, self.verbose):
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter:d}) reached "
-                        "and the optimization hasn't converged yet.",
-                        ConvergenceWarning,
-                        stacklevel=_USER_STACKLEVEL,
-                    )
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=_USER_STACKLEVEL)
-        finally:
-            progress.close()
-        epochs.to_host()
-        if early_stopping:
-            self.coefs_ = self._best_coefs
-            self.intercepts_ = self._best_intercepts
 
     def _update_no_improvement_count(self, early_stopping, X, y, sample_weight):
         # Where early_stopping changed since the state was initialised (a warm start, or
@@ -517,40 +370,3 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
 
     def _check_fitted(self):
         check_is_fitted(self, ["coefs_", "intercepts_"])
-
-
-def _shuffled(order, random_state):
-    """order permuted as ``sklearn.utils.shuffle(order, random_state=random_state)`` does it.
-
-    The same draw (``random_state.shuffle`` of ``arange(n)``, then indexing), without shuffle's
-    input checks and dispatch, which took longer than the draw itself on short epochs.
-    """
-    permutation = np.arange(order.shape[0])
-    random_state.shuffle(permutation)
-    return order[permutation]
-
-
-def _optimizer_for_params(optimizer, params):
-    """The optimizer, its moments ready for the core to update in place.
-
-    Moments of another dtype, not C-contiguous, read-only (as after ``joblib.load(...,
-    mmap_mode="r")``) or not aligned (see fastmlp._arrays) are replaced by aligned copies.
-    """
-    for name in ("velocities", "ms", "vs"):
-        moments = getattr(optimizer, name, None)
-        if moments is not None:
-            moments = [_moment_for(m, p) for m, p in zip(moments, params, strict=True)]
-            setattr(optimizer, name, moments)
-    return optimizer
-
-
-def _moment_for(moment, param):
-    moment = np.asarray(moment)
-    if (
-        moment.dtype == param.dtype
-        and moment.flags.c_contiguous
-        and moment.flags.writeable
-        and is_aligned(moment)
-    ):
-        return contiguous(moment, param.dtype)  # the same memory, NumPy's own dtype object
-    return aligned_copy(moment, param.dtype)
