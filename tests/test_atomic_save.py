@@ -103,6 +103,7 @@ def test_a_failed_rename_leaves_nothing_behind(tmp_path):
     assert os.listdir(tmp_path) == ["model.npz"] and os.listdir(folder) == []
 
 
+@pytest.mark.slow
 def test_file_size_limit_gives_efbig_and_keeps_the_old_model(tmp_path):
     """A really full disk without privileges: RLIMIT_FSIZE makes the kernel refuse the write
     (EFBIG, once SIGXFSZ is ignored) part-way through the larger model."""
@@ -149,6 +150,7 @@ def small_tmpfs(tmp_path):
     subprocess.run(["umount", str(mount_point)], check=True)
 
 
+@pytest.mark.slow
 def test_a_full_tmpfs_keeps_the_old_model(small_tmpfs):
     path = small_tmpfs / "model.npz"
     old = small_model(0)
@@ -167,6 +169,7 @@ def test_a_full_tmpfs_keeps_the_old_model(small_tmpfs):
     assert leftovers(small_tmpfs, "model.npz") == []
 
 
+@pytest.mark.slow
 def test_concurrent_saves_always_leave_one_complete_model(tmp_path):
     path = tmp_path / "model.npz"
     models = [small_model(seed) for seed in (1, 2)]
@@ -196,6 +199,7 @@ def test_concurrent_saves_always_leave_one_complete_model(tmp_path):
     assert leftovers(tmp_path, "model.npz") == ["source_0.npz", "source_1.npz"]
 
 
+@pytest.mark.slow
 def test_sigint_during_the_save_of_a_large_model_keeps_the_old_file(tmp_path):
     path = tmp_path / "model.npz"
     old = small_model(0)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fastmlp import _backend, _core, reference
+from fastmlp._arrays import aligned_copy
 
 SHAPE = (6, 9, 5, 3)
 
@@ -38,11 +39,17 @@ def settings(solver="adam", batch_size=8, t=0):
 
 
 def fresh_state(net, solver):
-    coefs = [c.copy() for c in net.coefs]
-    intercepts = [b.copy() for b in net.intercepts]
-    zeros = [np.zeros_like(p) for p in coefs + intercepts]
-    first = zeros if solver in ("sgd", "adam") else []
-    second = [np.zeros_like(p) for p in coefs + intercepts] if solver == "adam" else []
+    """Parameters and moments as the estimators hand them to the core: aligned copies (where
+    NumPy puts an array changes the last bits of the core's vectorised loops; see _arrays)."""
+    coefs = [aligned_copy(c, c.dtype) for c in net.coefs]
+    intercepts = [aligned_copy(b, b.dtype) for b in net.intercepts]
+    params = coefs + intercepts
+
+    def zeros():
+        return [aligned_copy(np.zeros_like(p), p.dtype) for p in params]
+
+    first = zeros() if solver in ("sgd", "adam") else []
+    second = zeros() if solver == "adam" else []
     return coefs, intercepts, first, second
 
 

@@ -421,6 +421,7 @@ def python_m_fastmlp(*args, cwd):
     )
 
 
+@pytest.mark.integration
 def test_python_m_fastmlp_train_and_predict(animals_csv, tmp_path):
     # Both starts at once: the failing one needs no model.
     train = python_m_fastmlp(

@@ -82,7 +82,7 @@ def requires_gpu(test):
     skip = pytest.mark.skipif(
         not (fastmlp.cuda_available() or _FAKE_GPU), reason=f"no CUDA device: {_why_no_gpu()}"
     )
-    return pytest.mark.usefixtures("_gpu_or_stand_in")(skip(test))
+    return pytest.mark.gpu(pytest.mark.usefixtures("_gpu_or_stand_in")(skip(test)))
 
 
 @pytest.fixture

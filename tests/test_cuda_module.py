@@ -19,7 +19,16 @@ cuda = pytest.importorskip(
 cpu = _core.module
 
 HAS_GPU = cuda.device_count() > 0
-needs_gpu = pytest.mark.skipif(not HAS_GPU, reason=f"no CUDA device: {cuda.device_status()}")
+_skip_without_gpu = pytest.mark.skipif(
+    not HAS_GPU, reason=f"no CUDA device: {cuda.device_status()}"
+)
+
+
+def needs_gpu(test):
+    """A test that runs on the GPU: marked ``gpu``, skipped with the reason without one."""
+    return pytest.mark.gpu(_skip_without_gpu(test))
+
+
 needs_no_gpu = pytest.mark.skipif(HAS_GPU, reason="a CUDA device is present")
 
 HIDDEN = ["identity", "logistic", "tanh", "relu"]

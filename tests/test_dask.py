@@ -21,6 +21,8 @@ from sklearn.metrics import accuracy_score, mean_squared_error
 
 import fastmlp
 
+pytestmark = pytest.mark.integration
+
 da = pytest.importorskip("dask.array", reason="needs dask: pip install 'fastmlp[dask]'")
 distributed = pytest.importorskip(
     "distributed", reason="needs dask.distributed: pip install 'fastmlp[dask]'"

@@ -15,6 +15,8 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 # name -> (arguments, the PNG it writes or None)
 RUNS = {

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 BOUND_SECONDS = 2.0
 
 CHILD = textwrap.dedent(

@@ -9,6 +9,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 import fastmlp
 
+pytestmark = pytest.mark.slow
+
 
 def resident_kib():
     with open("/proc/self/status") as status:

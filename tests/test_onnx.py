@@ -34,7 +34,10 @@ from sklearn.preprocessing import StandardScaler
 import fastmlp
 import fastmlp.onnx
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
 
 ATOL_FLOAT32 = 1e-5
 ATOL_FLOAT64 = 1e-12

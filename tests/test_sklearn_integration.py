@@ -37,7 +37,10 @@ from threadpoolctl import threadpool_info
 
 import fastmlp
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]
 
 _X_CLF, _Y_CLF = make_classification(
     n_samples=240, n_features=8, n_informative=5, n_classes=3, random_state=0

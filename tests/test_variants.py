@@ -89,12 +89,14 @@ def arch_info(value):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.slow
 def test_fastmlp_arch_overrides_the_choice(variant):
     result = arch_info(variant)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [variant, "FASTMLP_ARCH"]
 
 
+@pytest.mark.slow
 def test_unknown_fastmlp_arch_is_a_clear_error():
     result = arch_info("sse9")
     assert result.returncode != 0
