@@ -23,6 +23,7 @@ from fastmlp._backend import backend_for
 from fastmlp._cuda import DeviceOptions
 from fastmlp._lbfgs import fit_lbfgs
 from fastmlp._persistence import save
+from fastmlp._sklearn_internals import SklearnInternalsMixin
 from fastmlp._sklearn_interop import to_sklearn
 from fastmlp._stochastic import NON_FINITE_WEIGHTS, fit_stochastic
 
@@ -31,7 +32,7 @@ _STOCHASTIC_SOLVERS = ("sgd", "adam")
 _PREDICT_BLOCK_MACS = 2_000_000_000
 
 
-class BaseMultilayerPerceptron(BaseEstimator, ABC):
+class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
     """Base class of the estimators; not for direct use."""
 
     _parameter_constraints: dict = {
@@ -134,11 +135,16 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _model_dtype(self):
         return np.float32 if self.coefs_[0].dtype == np.float32 else np.float64
 
-    def _forward(self, X):
-        """Output activations (n_samples, n_outputs) of validated X."""
-        hidden = self.hidden_layer_sizes
-        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
-        self._check_weights([self.n_features_in_, *hidden, self.n_outputs_])
+    def _forward(self, X, check_weights=True):
+        """Output activations (n_samples, n_outputs) of validated X.
+
+        A fit scores its own weights unchecked (``check_weights=False``): diverged weights
+        score NaN, as in scikit-learn, and early stopping keeps the best finite ones.
+        """
+        if check_weights:
+            hidden = self.hidden_layer_sizes
+            hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+            self._check_weights([self.n_features_in_, *hidden, self.n_outputs_])
         backend = backend_for(self.device)
         dtype = self._model_dtype()
         X = dense(X, dtype)
@@ -160,7 +166,8 @@ class BaseMultilayerPerceptron(BaseEstimator, ABC):
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        return self._forward(X)
+        # Unchecked input comes from the fit's own scoring (see _forward).
+        return self._forward(X, check_weights=check_input)
 
     def _initialize(self, y, layer_units, dtype):
         self.n_iter_ = 0

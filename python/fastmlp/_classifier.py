@@ -121,15 +121,16 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
       returns the last epoch's.
     - Changing ``early_stopping`` between calls (``fit`` with it, then ``partial_fit``; or a
       warm start with it switched on) works; scikit-learn raises a TypeError.
-    - Training stops with scikit-learn's "non-finite parameter weights" error as soon as the
-      weights become non-finite, rather than after ``max_iter`` epochs.
+    - Without early stopping, training stops with scikit-learn's "non-finite parameter
+      weights" error as soon as the weights become non-finite, rather than after ``max_iter``
+      epochs. (With early stopping, as in scikit-learn, diverged weights score NaN and the
+      best finite weights are kept.)
     - Assigned ``coefs_`` and ``intercepts_`` are checked before use (count, shapes from
       ``n_features_in_``, ``hidden_layer_sizes`` and ``n_outputs_``, numbers, finite), with a
       ValueError naming the array; scikit-learn fails inside NumPy or predicts NaN.
     - L-BFGS runs with one BLAS thread (much faster on small problems) and gradient buffers
       at a fixed alignment, so that identical fits give identical models.
-    - ``fit`` on targets of a single class raises a ValueError (scikit-learn trains a model
-      that always predicts that class), and negative ``sample_weight`` values are refused.
+    - Negative ``sample_weight`` values are refused.
     - The extra parameter ``device`` (default 'cpu') trains and predicts on a GPU.
 
     :meth:`save` writes the model in a safe format that :func:`fastmlp.load` reads back;
@@ -217,13 +218,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            # One class trains as scikit-learn's does: a logistic output whose target is always
+            # 0, so that predict gives that class and predict_proba two columns (1 - p, p).
             binarizer = _fitted_label_binarizer(y)
-            if binarizer.y_type_ != "multilabel-indicator" and len(binarizer.classes_) < 2:
-                # scikit-learn would train a constant; a classifier of one class is a mistake.
-                raise ValueError(
-                    "MLPClassifier needs samples of at least 2 classes in the data, but the data "
-                    f"contains only one class: {binarizer.classes_[0]!r}"
-                )
             self._label_binarizer = binarizer
             self.classes_ = binarizer.classes_
         else:

@@ -248,7 +248,8 @@ def _restore_labels(estimator, arrays, meta):
     label_type = meta.get("label_type")
     n_classes, n_outputs = len(classes), estimator.n_outputs_
     expected = {
-        "binary": (1, 2),
+        # One class is "binary" to LabelBinarizer: one output, always trained towards 0.
+        "binary": (1, min(n_classes, 2) if n_classes else 2),
         "multiclass": (n_classes, max(n_classes, 3)),
         "multilabel-indicator": (n_classes, n_classes),
     }

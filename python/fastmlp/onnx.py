@@ -102,6 +102,8 @@ def to_onnx(estimator, X_sample, *, target_opset=None):
     )
     if n_outputs is not None and (n_outputs > 1 or exp_output):
         _fix_regressor_output(model, n_outputs, exp_output)
+    if isinstance(final, SklearnMLPClassifier) and len(final.classes_) == 1:
+        _fix_single_class_probabilities(model)
     onnx.checker.check_model(model)
     return model
 
@@ -174,6 +176,40 @@ def _fix_regressor_output(model, n_outputs, exp_output):
     graph.output.remove(output)
     fixed = helper.make_tensor_value_info(output.name, elem_type, [None, n_outputs])
     graph.output.insert(0, fixed)
+
+
+def _fix_single_class_probabilities(model):
+    """Give a one-class classifier's ``probabilities`` the two columns ``(1 - p, p)`` of
+    ``predict_proba`` (scikit-learn's, and so fastmlp's), where skl2onnx outputs ``p`` alone.
+
+    The label keeps reading ``p`` (one column: its argmax is the one class).
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    output = next(v for v in graph.output if v.name == "probabilities")
+    raw = _unique_name(graph, "probabilities_fastmlp_p")
+    for node in graph.node:
+        node.output[:] = [raw if name == output.name else name for name in node.output]
+        node.input[:] = [raw if name == output.name else name for name in node.input]
+    elem_type = output.type.tensor_type.elem_type
+    dtype = helper.tensor_dtype_to_np_dtype(elem_type)
+    one = _unique_name(graph, "fastmlp_one")
+    graph.initializer.append(numpy_helper.from_array(np.ones((1, 1), dtype), name=one))
+    complement = _unique_name(graph, "probabilities_fastmlp_1_minus_p")
+    graph.node.append(
+        helper.make_node("Sub", [one, raw], [complement], name=_unique_name(graph, "fastmlp_Sub"))
+    )
+    graph.node.append(
+        helper.make_node(
+            "Concat", [complement, raw], [output.name], axis=1,
+            name=_unique_name(graph, "fastmlp_Concat"),
+        )  # fmt: skip
+    )
+    fixed = helper.make_tensor_value_info(output.name, elem_type, [None, 2])
+    index = list(graph.output).index(output)
+    graph.output.remove(output)
+    graph.output.insert(index, fixed)
 
 
 def _unique_name(graph, base):
