@@ -62,7 +62,7 @@ def test_capabilities_name_the_device_and_dtypes(dtype):
     caps = _backend.backend_for("cpu").capabilities()
     assert caps["device"] == "cpu"
     assert np.dtype(dtype).name in caps["dtypes"]
-    assert caps["bf16"] is False and caps["sparse"] is False
+    assert caps["bf16"] is False and caps["sparse"] is True  # CSR X (issue #15)
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])

@@ -8,6 +8,7 @@
 #include "fastmlp/layer_products.hpp"
 #include "fastmlp/parallel.hpp"
 #include "fastmlp/small_gemm.hpp"
+#include "fastmlp/sparse.hpp"
 
 namespace fastmlp {
 
@@ -26,15 +27,57 @@ Workspace<T>::Workspace(const std::vector<std::int64_t>& sizes, Index max_rows)
   }
 }
 
+namespace {
+
+// The input of a pass: dense rows (ConstMatrixMap) or sparse ones (SparseRows). Only the first
+// layer's two products see which; the seam picks their kernels by overload.
 template <class T>
-void forward(const Network<T>& net, ConstMatrixMap<T> X, Workspace<T>& ws) {
+ConstMatrixMap<T> no_rows(ConstMatrixMap<T> X) {
+  return ConstMatrixMap<T>(X.data(), 0, X.cols());
+}
+template <class T>
+SparseRows<T> no_rows(const SparseRows<T>& X) {
+  return X.middle(0, 0);
+}
+template <class T>
+ConstMatrixMap<T> some_rows(ConstMatrixMap<T> X, Index begin, Index n) {
+  return ConstMatrixMap<T>(X.data() + begin * X.cols(), n, X.cols());
+}
+template <class T>
+SparseRows<T> some_rows(const SparseRows<T>& X, Index begin, Index n) {
+  return X.middle(begin, n);
+}
+template <class T>
+double weights_per_row(const Network<T>& net, ConstMatrixMap<T>) {
+  return count_weights(net.sizes);
+}
+template <class T>
+double weights_per_row(const Network<T>& net, const SparseRows<T>& X) {
+  const CsrMatrix<T>& m = *X.matrix;
+  return sparse_weights_per_row(net.sizes, m.rows ? double(m.nnz()) / double(m.rows) : 0.0);
+}
+
+}  // namespace
+
+template <class T, class In>
+void forward_from(const Network<T>& net, const In& X, Workspace<T>& ws) {
   const Index rows = X.rows();
-  for (Index l = 0; l < net.n_layers(); ++l) {
-    const ConstMatrixMap<T> in =
-        l == 0 ? X : ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]);
+  forward_product<T>(net.activation_of(0), X, net.coefs[0], net.intercepts[0], ws.z(1, rows));
+  for (Index l = 1; l < net.n_layers(); ++l) {
+    const ConstMatrixMap<T> in(ws.z(l, rows).data(), rows, net.sizes[l]);
     forward_product<T>(net.activation_of(l), in, net.coefs[l], net.intercepts[l],
                        ws.z(l + 1, rows));
   }
+}
+
+template <class T>
+void forward(const Network<T>& net, ConstMatrixMap<T> X, Workspace<T>& ws) {
+  forward_from(net, X, ws);
+}
+
+template <class T>
+void forward(const Network<T>& net, const SparseRows<T>& X, Workspace<T>& ws) {
+  forward_from(net, X, ws);
 }
 
 template <class T>
@@ -46,14 +89,14 @@ double weight_sq_norm(const Network<T>& net) {
   return sum;
 }
 
-template <class T>
-double backprop_sums(const Network<T>& net, ConstMatrixMap<T> X, ConstMatrixMap<T> Y,
-                     const T* weights, Workspace<T>& ws, const Gradients<T>& sums) {
+template <class T, class In>
+double backprop_from(const Network<T>& net, const In& X, ConstMatrixMap<T> Y, const T* weights,
+                     Workspace<T>& ws, const Gradients<T>& sums) {
   const Index rows = X.rows();
   const Index L = net.n_layers();
   if (rows == 0) {
     for (Index l = 0; l < L; ++l) {
-      MatrixMap<T>(sums.coefs[l], net.sizes[l], net.sizes[l + 1]).setZero();
+      if (sums.coefs[l]) MatrixMap<T>(sums.coefs[l], net.sizes[l], net.sizes[l + 1]).setZero();
       VectorMap<T>(sums.intercepts[l], net.sizes[l + 1]).setZero();
     }
     return 0.0;
@@ -65,10 +108,15 @@ double backprop_sums(const Network<T>& net, ConstMatrixMap<T> X, ConstMatrixMap<
   for (Index l = L - 1; l >= 0; --l) {
     MatrixMap<T> delta = ws.delta(l + 1, rows);
     MatrixMap<T> gW(sums.coefs[l], net.sizes[l], net.sizes[l + 1]);
-    // z_{l-1}^T delta_l, with z_0 = X.
-    const ConstMatrixMap<T> below_out =
-        l == 0 ? X : ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]);
-    weight_gradient_product<T>(below_out, ConstMatrixMap<T>(delta.data(), rows, delta.cols()), gW);
+    // z_{l-1}^T delta_l, with z_0 = X (not wanted where sums.coefs[0] is nullptr: the
+    // trainer's sparse first layer sums it by feature itself).
+    const ConstMatrixMap<T> delta_in(delta.data(), rows, delta.cols());
+    if (l > 0) {
+      const ConstMatrixMap<T> below_out(ws.z(l, rows).data(), rows, net.sizes[l]);
+      weight_gradient_product<T>(below_out, delta_in, gW);
+    } else if (sums.coefs[0]) {
+      weight_gradient_product<T>(X, delta_in, gW);
+    }
     VectorMap<T>(sums.intercepts[l], net.sizes[l + 1]).noalias() =
         delta.colwise().sum().transpose();
     if (l > 0) {
@@ -83,21 +131,47 @@ double backprop_sums(const Network<T>& net, ConstMatrixMap<T> X, ConstMatrixMap<
 }
 
 template <class T>
-double loss_and_gradients(const Network<T>& net, ConstMatrixMap<T> X, ConstMatrixMap<T> Y,
-                          const T* weights, T alpha, Workspace<T>& ws, const Gradients<T>& grads,
-                          double sq_norm) {
+double backprop_sums(const Network<T>& net, ConstMatrixMap<T> X, ConstMatrixMap<T> Y,
+                     const T* weights, Workspace<T>& ws, const Gradients<T>& sums) {
+  return backprop_from(net, X, Y, weights, ws, sums);
+}
+
+template <class T>
+double backprop_sums(const Network<T>& net, const SparseRows<T>& X, ConstMatrixMap<T> Y,
+                     const T* weights, Workspace<T>& ws, const Gradients<T>& sums) {
+  return backprop_from(net, X, Y, weights, ws, sums);
+}
+
+template <class T, class In>
+double loss_and_gradients_from(const Network<T>& net, const In& X, ConstMatrixMap<T> Y,
+                               const T* weights, T alpha, Workspace<T>& ws,
+                               const Gradients<T>& grads, double sq_norm) {
   const Index rows = X.rows();
   double weight_sum = double(rows);
   if (weights) weight_sum = double(ConstVectorMap<T>(weights, rows).sum());
   if (!(weight_sum > 0.0)) {
     // A batch whose sample weights are all zero carries no information: it contributes no
     // loss and no gradient (rather than 0/0).
-    backprop_sums<T>(net, ConstMatrixMap<T>(X.data(), 0, X.cols()),
-                     ConstMatrixMap<T>(Y.data(), 0, Y.cols()), nullptr, ws, grads);
+    backprop_sums<T>(net, no_rows<T>(X), ConstMatrixMap<T>(Y.data(), 0, Y.cols()), nullptr, ws,
+                     grads);
     return 0.0;
   }
   const double loss_sum = backprop_sums<T>(net, X, Y, weights, ws, grads);
   return finish_gradients<T>(net, loss_sum, weight_sum, alpha, grads, sq_norm);
+}
+
+template <class T>
+double loss_and_gradients(const Network<T>& net, ConstMatrixMap<T> X, ConstMatrixMap<T> Y,
+                          const T* weights, T alpha, Workspace<T>& ws, const Gradients<T>& grads,
+                          double sq_norm) {
+  return loss_and_gradients_from(net, X, Y, weights, alpha, ws, grads, sq_norm);
+}
+
+template <class T>
+double loss_and_gradients(const Network<T>& net, const SparseRows<T>& X, ConstMatrixMap<T> Y,
+                          const T* weights, T alpha, Workspace<T>& ws, const Gradients<T>& grads,
+                          double sq_norm) {
+  return loss_and_gradients_from(net, X, Y, weights, alpha, ws, grads, sq_norm);
 }
 
 template <class T>
@@ -136,11 +210,11 @@ int gemm_threads(const Network<T>& net, Index rows) {
   return work >= kMinParallelGemmWork ? max_threads() : 1;
 }
 
-template <class T>
-void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
+template <class T, class In>
+void predict_from(const Network<T>& net, const In& X, MatrixMap<T> out) {
   const Index rows = X.rows();
   const int threads = std::max(max_threads(), 1);
-  const double weights = count_weights(net.sizes);
+  const double weights = weights_per_row(net, X);
   // Enough rows per chunk to keep GEMMs efficient and to pay for a thread (kMinSplitWork),
   // few enough to share the rows out evenly; chunks inside the parallel loop run their GEMMs
   // on one thread, and a single chunk lets Eigen thread its GEMMs if they are large.
@@ -150,10 +224,19 @@ void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
   ScopedEigenThreads eigen_threads(chunk >= rows ? gemm_threads(net, rows) : 1);
   parallel_chunks(rows, chunk, [&](Index begin, Index end) {
     Workspace<T> ws(net.sizes, end - begin);
-    ConstMatrixMap<T> part(X.data() + begin * X.cols(), end - begin, X.cols());
-    forward(net, part, ws);
+    forward(net, some_rows<T>(X, begin, end - begin), ws);
     out.middleRows(begin, end - begin) = ws.z(net.n_layers(), end - begin);
   });
+}
+
+template <class T>
+void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
+  predict_from(net, X, out);
+}
+
+template <class T>
+void predict(const Network<T>& net, const SparseRows<T>& X, MatrixMap<T> out) {
+  predict_from(net, X, out);
 }
 
 #define FASTMLP_INSTANTIATE(T)                                                                    \
@@ -167,6 +250,13 @@ void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out) {
   template double finish_gradients<T>(const Network<T>&, double, double, T, const Gradients<T>&,  \
                                       double);                                                    \
   template void predict<T>(const Network<T>&, ConstMatrixMap<T>, MatrixMap<T>);                   \
+  template void forward<T>(const Network<T>&, const SparseRows<T>&, Workspace<T>&);               \
+  template double backprop_sums<T>(const Network<T>&, const SparseRows<T>&, ConstMatrixMap<T>,    \
+                                   const T*, Workspace<T>&, const Gradients<T>&);                 \
+  template double loss_and_gradients<T>(const Network<T>&, const SparseRows<T>&,                  \
+                                        ConstMatrixMap<T>, const T*, T, Workspace<T>&,            \
+                                        const Gradients<T>&, double);                             \
+  template void predict<T>(const Network<T>&, const SparseRows<T>&, MatrixMap<T>);                \
   template int gemm_threads<T>(const Network<T>&, Index);
 
 FASTMLP_INSTANTIATE(float)

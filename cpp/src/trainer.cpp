@@ -28,23 +28,30 @@ void gather_rows(const T* src, Index cols, const std::int64_t* order, Index rows
 }  // namespace
 
 // What one thread owns: its share of the batch, its workspace and its partial gradient sums.
+// With sparse X there is no dense copy of the rows (x stays empty) and, in minibatches, no
+// per-thread sum of the first layer's weight gradient (first_layer_sums false: the trainer's
+// SparseGradient holds it, split by feature).
 template <class T>
 struct ThreadSlot {
-  ThreadSlot(const Network<T>& net, Index max_rows)
+  ThreadSlot(const Network<T>& net, Index max_rows, bool sparse = false,
+             bool first_layer_sums = true)
       : ws(net.sizes, max_rows),
-        x(max_rows, net.n_inputs()),
+        x(sparse ? 0 : max_rows, net.n_inputs()),
         y(max_rows, net.n_outputs()),
-        w(max_rows) {
+        w(max_rows),
+        row_grad(net.sizes[1]) {
     for (Index l = 0; l < net.n_layers(); ++l) {
-      coef_sums.emplace_back(net.sizes[l], net.sizes[l + 1]);
+      const bool dense_sum = l > 0 || first_layer_sums;
+      coef_sums.emplace_back(dense_sum ? net.sizes[l] : 0, net.sizes[l + 1]);
       intercept_sums.emplace_back(net.sizes[l + 1]);
-      sums.coefs.push_back(coef_sums.back().data());
+      sums.coefs.push_back(dense_sum ? coef_sums.back().data() : nullptr);
       sums.intercepts.push_back(intercept_sums.back().data());
     }
   }
   Workspace<T> ws;
   RowMatrix<T> x, y;
   Vector<T> w;
+  Vector<T> row_grad;  // one row of the sparse first layer's gradient, in the update
   std::vector<RowMatrix<T>> coef_sums;
   std::vector<Vector<T>> intercept_sums;
   Gradients<T> sums;
@@ -61,19 +68,49 @@ struct ParamArray {
   T* first;
   T* second;
   Index size;
-  Index layer;   // index into the slots' sums
-  bool is_coef;  // weights get the L2 term and count in ||W||^2
+  Index layer;                                // index into the slots' sums
+  bool is_coef;                               // weights get the L2 term and count in ||W||^2
+  const SparseGradient<T>* sparse = nullptr;  // the sparse first layer's sums, by feature
 };
 
 namespace {
 
 // The update of elements [begin, end) of every parameter array: grad = (sum over threads of the
 // partial sums + alpha W) * scale, then the optimizer's rule. Slot 0's sums become the grads.
+// The sparse first layer's weights: row j's gradient is (G_j + alpha W_j) * scale where the batch
+// touched feature j, alpha W_j * scale elsewhere; every weight gets the optimizer's step (Adam's
+// moments and the L2 term move untouched rows too, exactly as with dense input).
+template <class T>
+double update_sparse_rows(const ParamArray<T>& a, Index lo, Index hi, T alpha, T scale,
+                          const OptimizerConfig& config, double adam_rate, bool want_sq_norm,
+                          T* row_grad, Index width) {
+  double sq = 0.0;
+  using Array = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+  for (Index j = lo / width; j * width < hi; ++j) {
+    const Index s = std::max(lo, j * width), e = std::min(hi, (j + 1) * width), n = e - s;
+    Array grad(row_grad, n);
+    const T* sum = a.sparse->row(j);
+    if (sum) {
+      grad = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(sum + (s - j * width), n);
+      if (alpha != T(0)) grad += alpha * Array(a.param + s, n);
+      grad *= scale;
+    } else if (alpha != T(0)) {
+      grad = alpha * Array(a.param + s, n) * scale;
+    } else {
+      grad.setZero();
+    }
+    update_parameters<T>(config, adam_rate, a.param + s, row_grad, a.first + s,
+                         a.second ? a.second + s : nullptr, n);
+    if (want_sq_norm) sq += double(VectorMap<T>(a.param + s, n).squaredNorm());
+  }
+  return sq;
+}
+
 template <class T>
 double reduce_and_update(const std::vector<std::unique_ptr<ThreadSlot<T>>>& slots,
                          const std::vector<ParamArray<T>>& arrays, Index begin, Index end, T alpha,
                          T scale, const OptimizerConfig& config, double adam_rate,
-                         bool want_sq_norm) {
+                         bool want_sq_norm, T* row_grad) {
   double sq = 0.0;
   Index offset = 0;
   for (const ParamArray<T>& a : arrays) {
@@ -81,6 +118,11 @@ double reduce_and_update(const std::vector<std::unique_ptr<ThreadSlot<T>>>& slot
     const Index hi = std::min(end, offset + a.size) - offset;
     offset += a.size;
     if (lo >= hi) continue;
+    if (a.sparse) {
+      sq += update_sparse_rows<T>(a, lo, hi, alpha, scale, config, adam_rate, want_sq_norm,
+                                  row_grad, slots[0]->row_grad.size());
+      continue;
+    }
     const Index n = hi - lo;
     auto sum_of = [&](std::size_t t) {
       T* base = a.is_coef ? slots[t]->sums.coefs[a.layer] : slots[t]->sums.intercepts[a.layer];
@@ -138,12 +180,19 @@ Trainer<T>::Trainer(const NetworkSpec& spec, const OptimizerConfig& config, T al
   // too short to split but with large GEMMs let Eigen thread those; the rest runs on one thread.
   bool split_rows = batch_ >= 2 * kMinRowsPerThread &&
                     double(batch_) * count_weights(net_.sizes) >= kMinSplitWork;
+  // (Sparse X: count_weights counts every first-layer weight, which the optimizer's pass does
+  // touch every batch: that pass alone pays for the split.)
   if (batch_split != BatchSplit::automatic) split_rows = batch_split == BatchSplit::always;
   split_ = split_rows ? int(std::clamp<Index>(batch_ / kMinRowsPerThread, 1, max_threads())) : 1;
   gemm_threads_ = split_ > 1 ? 1 : gemm_threads(net_, batch_);
   const Index rows_per_thread = (batch_ + split_ - 1) / split_;
+  const bool sparse = data.sparse_X != nullptr;
   for (int i = 0; i < split_; ++i) {
-    slots_.push_back(std::make_unique<ThreadSlot<T>>(net_, rows_per_thread));
+    slots_.push_back(std::make_unique<ThreadSlot<T>>(net_, rows_per_thread, sparse, !sparse));
+  }
+  if (sparse) {
+    sparse_grad_ =
+        std::make_unique<SparseGradient<T>>(*data.sparse_X, batch_, net_.sizes[1], split_);
   }
 }
 
@@ -169,11 +218,30 @@ double Trainer<T>::loss_and_gradient(T* params, T* grad, const std::function<boo
   // Blocks of about kBlockWork multiply-adds per layer pass (a tenth of a second or so), so
   // that an interrupt is heard that often; data that fit in one block take one pass, as
   // before, bit for bit.
-  const Index block =
-      std::max<Index>(kMinRowsPerThread, Index(kBlockWork / count_weights(net_.sizes)));
-  const auto X = [&](Index start, Index n) {
-    return ConstMatrixMap<T>(data_.X + start * net_.n_inputs(), n, net_.n_inputs());
-  };
+  const CsrMatrix<T>* sparse = data_.sparse_X;
+  const double weights_per_row =
+      sparse ? sparse_weights_per_row(net_.sizes, rows ? double(sparse->nnz()) / double(rows) : 0.0)
+             : count_weights(net_.sizes);
+  const Index block = std::max<Index>(kMinRowsPerThread, Index(kBlockWork / weights_per_row));
+  if (sparse) {
+    return loss_and_gradient_over(
+        [&](Index start, Index n) { return SparseRows<T>{sparse, nullptr, start, n}; }, at, grads,
+        block, interrupted);
+  }
+  return loss_and_gradient_over(
+      [&](Index start, Index n) {
+        return ConstMatrixMap<T>(data_.X + start * net_.n_inputs(), n, net_.n_inputs());
+      },
+      at, grads, block, interrupted);
+}
+
+// L-BFGS's evaluation over the rows X(start, n) gives (dense or sparse), in blocks of `block`
+// rows when there are more and an interrupt can come.
+template <class T>
+template <class Rows>
+double Trainer<T>::loss_and_gradient_over(Rows X, const Network<T>& at, const Gradients<T>& grads,
+                                          Index block, const std::function<bool()>& interrupted) {
+  const Index rows = data_.n_samples;
   const auto Y = [&](Index start, Index n) {
     return ConstMatrixMap<T>(data_.Y + start * net_.n_outputs(), n, net_.n_outputs());
   };
@@ -184,7 +252,7 @@ double Trainer<T>::loss_and_gradient(T* params, T* grad, const std::function<boo
                                  *full_batch_, grads);
   }
   ScopedEigenThreads threads(gemm_threads(at, block));
-  if (!block_) block_ = std::make_unique<ThreadSlot<T>>(net_, block);
+  if (!block_) block_ = std::make_unique<ThreadSlot<T>>(net_, block, data_.sparse_X != nullptr);
   double loss_sum = 0.0;
   for (Index start = 0; start < rows; start += block) {
     if (start > 0 && interrupted()) return std::nan("");
@@ -257,6 +325,7 @@ void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n) {
   const std::vector<ParamArray<T>> arrays = parameter_arrays();
   Index n_params = 0;
   for (const ParamArray<T>& a : arrays) n_params += a.size;
+  const CsrMatrix<T>* sparse = data_.sparse_X;
   const Index n_batches = (n + batch_ - 1) / batch_;
   for (Index b = 0; b < n_batches; ++b) {
     const Index start = b * batch_;
@@ -264,7 +333,7 @@ void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n) {
     const std::int64_t* idx = order + start;
     // This thread's block of the batch's rows.
     const Index lo = rows * tid / split, hi = rows * (tid + 1) / split, mine = hi - lo;
-    gather_rows(data_.X, net.n_inputs(), idx + lo, mine, slot.x.data());
+    if (!sparse) gather_rows(data_.X, net.n_inputs(), idx + lo, mine, slot.x.data());
     gather_rows(data_.Y, net.n_outputs(), idx + lo, mine, slot.y.data());
     const T* w = nullptr;
     double weight_sum = double(rows);
@@ -275,12 +344,30 @@ void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n) {
       for (Index i = 0; i < mine; ++i) slot.w[i] = data_.sample_weight[idx[lo + i]];
       w = slot.w.data();
     }
-    slot.loss_sum = backprop_sums<T>(net, ConstMatrixMap<T>(slot.x.data(), mine, net.n_inputs()),
-                                     ConstMatrixMap<T>(slot.y.data(), mine, net.n_outputs()), w,
-                                     slot.ws, slot.sums);
+    const ConstMatrixMap<T> y_mine(slot.y.data(), mine, net.n_outputs());
+    if (sparse) {
+      const SparseRows<T> x_mine{sparse, idx + lo, 0, mine};
+      slot.loss_sum = backprop_sums<T>(net, x_mine, y_mine, w, slot.ws, slot.sums);
+    } else {
+      const ConstMatrixMap<T> x_mine(slot.x.data(), mine, net.n_inputs());
+      slot.loss_sum = backprop_sums<T>(net, x_mine, y_mine, w, slot.ws, slot.sums);
+    }
 #ifdef FASTMLP_WITH_OPENMP
 #pragma omp barrier
 #endif
+    if (sparse) {
+      // X_b^T delta_1 by feature: this thread's features, over every thread's rows of delta_1.
+      const Index width = net.sizes[1];
+      sparse_grad_->accumulate(tid, SparseRows<T>{sparse, idx, 0, rows}, [&](Index i) {
+        int owner = 0;
+        while (rows * (owner + 1) / split <= i) ++owner;
+        const Index first = rows * owner / split;
+        return slots_[std::size_t(owner)]->ws.delta(1, 1).data() + (i - first) * width;
+      });
+#ifdef FASTMLP_WITH_OPENMP
+#pragma omp barrier
+#endif
+    }
     // A batch whose weights are all zero contributes no loss and no gradient (not 0/0).
     const bool empty = !(weight_sum > 0.0);
     if (tid == 0) {
@@ -302,7 +389,7 @@ void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n) {
     const Index p_lo = n_params * tid / split, p_hi = n_params * (tid + 1) / split;
     const T scale = empty ? T(0) : T(1) / T(weight_sum);
     slot.sq_norm[b % 2] = reduce_and_update<T>(slots_, arrays, p_lo, p_hi, alpha_, scale, config_,
-                                               adam_rate, want_sq_norm);
+                                               adam_rate, want_sq_norm, slot.row_grad.data());
 #ifdef FASTMLP_WITH_OPENMP
     // The next batch's forward pass reads every updated parameter.
 #pragma omp barrier
@@ -322,8 +409,9 @@ std::vector<ParamArray<T>> Trainer<T>::parameter_arrays() const {
     const Index layer = is_coef ? l : l - L;
     const Index size = is_coef ? net_.sizes[layer] * net_.sizes[layer + 1] : net_.sizes[layer + 1];
     T* param = is_coef ? net_.coefs[layer] : net_.intercepts[layer];
-    arrays.push_back(
-        {param, moments_.first[l], adam ? moments_.second[l] : nullptr, size, layer, is_coef});
+    const SparseGradient<T>* sparse = is_coef && layer == 0 ? sparse_grad_.get() : nullptr;
+    arrays.push_back({param, moments_.first[l], adam ? moments_.second[l] : nullptr, size, layer,
+                      is_coef, sparse});
   }
   return arrays;
 }

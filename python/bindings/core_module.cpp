@@ -20,6 +20,7 @@
 #include "fastmlp/parallel.hpp"
 #include "fastmlp/trainer.hpp"
 #include "network_args.hpp"
+#include "sparse_args.hpp"
 
 namespace py = pybind11;
 
@@ -58,34 +59,47 @@ py::list copy_layers(const NetworkSpec& spec, Index rows, Get get) {
   return out;
 }
 
+// Calls body(x, rows) with X's rows as the core takes them: a dense map, or (a CSR triple) the
+// sparse rows of its checked matrix. n_inputs is the network's.
+template <class T, class Body>
+auto with_input(const py::object& X, std::int64_t n_inputs, Body body) {
+  if (is_sparse_input(X)) {
+    const CsrMatrix<T> m = csr_matrix<T>(X, n_inputs);
+    return body(SparseRows<T>{&m, nullptr, 0, m.rows}, m.rows);
+  }
+  const py::array a = input_values(X);
+  check_array<T>(a, "X", {-1, n_inputs});
+  const Index rows = a.shape(0);
+  return body(ConstMatrixMap<T>(const_data<T>(a), rows, n_inputs), rows);
+}
+
 template <class T>
-py::object forward_typed(const py::array& X, const py::list& coefs, const py::list& intercepts,
+py::object forward_typed(const py::object& X, const py::list& coefs, const py::list& intercepts,
                          const std::string& activation, const std::string& output_activation,
                          bool activations) {
   const NetworkSpec spec =
       network_spec(coefs, activation, output_activation, any_loss_for(output_activation));
   const Network<T> net = make_network<T>(spec, coefs, intercepts, false);
-  check_array<T>(X, "X", {-1, net.n_inputs()});
-  const Index rows = X.shape(0);
-  ConstMatrixMap<T> x(const_data<T>(X), rows, net.n_inputs());
-  if (!activations) {
-    py::array_t<T> out({py::ssize_t(rows), py::ssize_t(net.n_outputs())});
-    MatrixMap<T> y(out.mutable_data(), rows, net.n_outputs());
-    py::gil_scoped_release release;
-    predict(net, x, y);
-    return std::move(out);
-  }
-  Workspace<T> ws(net.sizes, rows);
-  {
-    py::gil_scoped_release release;
-    ScopedEigenThreads threads(gemm_threads(net, rows));
-    forward(net, x, ws);
-  }
-  return copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.z(l, rows); });
+  return with_input<T>(X, net.n_inputs(), [&](const auto& x, Index rows) -> py::object {
+    if (!activations) {
+      py::array_t<T> out({py::ssize_t(rows), py::ssize_t(net.n_outputs())});
+      MatrixMap<T> y(out.mutable_data(), rows, net.n_outputs());
+      py::gil_scoped_release release;
+      predict(net, x, y);
+      return std::move(out);
+    }
+    Workspace<T> ws(net.sizes, rows);
+    {
+      py::gil_scoped_release release;
+      ScopedEigenThreads threads(gemm_threads(net, rows));
+      forward(net, x, ws);
+    }
+    return copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.z(l, rows); });
+  });
 }
 
 template <class T>
-py::object backward_typed(const py::array& X, const py::array& Y, const py::object& sample_weight,
+py::object backward_typed(const py::object& X, const py::array& Y, const py::object& sample_weight,
                           const py::list& coefs, const py::list& intercepts,
                           const py::list& coef_grads, const py::list& intercept_grads,
                           const std::string& activation, const std::string& output_activation,
@@ -93,25 +107,25 @@ py::object backward_typed(const py::array& X, const py::array& Y, const py::obje
   const NetworkSpec spec = network_spec(coefs, activation, output_activation, parse_loss(loss));
   check_trainable(spec);
   const Network<T> net = make_network<T>(spec, coefs, intercepts, false);
-  check_array<T>(X, "X", {-1, net.n_inputs()});
-  const Index rows = X.shape(0);
-  check_array<T>(Y, "Y", {rows, net.n_outputs()});
-  const T* w = sample_weight_pointer<T>(sample_weight, rows);
-  Gradients<T> grads{layer_pointers<T>(coef_grads, "coef_grads", net.sizes, true, true),
-                     layer_pointers<T>(intercept_grads, "intercept_grads", net.sizes, false, true)};
-  ConstMatrixMap<T> x(const_data<T>(X), rows, net.n_inputs());
-  ConstMatrixMap<T> y(const_data<T>(Y), rows, net.n_outputs());
-  Workspace<T> ws(net.sizes, rows);
-  double value;
-  {
-    py::gil_scoped_release release;
-    ScopedEigenThreads threads(gemm_threads(net, rows));
-    value = loss_and_gradients<T>(net, x, y, w, T(alpha), ws, grads);
-  }
-  if (!internals) return py::float_(value);
-  return py::make_tuple(
-      value, copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.z(l, rows); }),
-      copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.delta(l, rows); }));
+  return with_input<T>(X, net.n_inputs(), [&](const auto& x, Index rows) -> py::object {
+    check_array<T>(Y, "Y", {rows, net.n_outputs()});
+    const T* w = sample_weight_pointer<T>(sample_weight, rows);
+    Gradients<T> grads{
+        layer_pointers<T>(coef_grads, "coef_grads", net.sizes, true, true),
+        layer_pointers<T>(intercept_grads, "intercept_grads", net.sizes, false, true)};
+    ConstMatrixMap<T> y(const_data<T>(Y), rows, net.n_outputs());
+    Workspace<T> ws(net.sizes, rows);
+    double value;
+    {
+      py::gil_scoped_release release;
+      ScopedEigenThreads threads(gemm_threads(net, rows));
+      value = loss_and_gradients<T>(net, x, y, w, T(alpha), ws, grads);
+    }
+    if (!internals) return py::float_(value);
+    return py::make_tuple(
+        value, copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.z(l, rows); }),
+        copy_layers<T>(spec, rows, [&](std::int64_t l) { return ws.delta(l, rows); }));
+  });
 }
 
 BatchSplit parse_batch_split(const std::string& name) {
@@ -138,15 +152,24 @@ class TrainerHandle {
 template <class T>
 class TypedTrainer final : public TrainerHandle {
  public:
-  TypedTrainer(const py::array& X, const py::array& Y, const py::object& sample_weight,
+  TypedTrainer(const py::object& X, const py::array& Y, const py::object& sample_weight,
                const NetworkSpec& spec, const OptimizerConfig& config, double alpha,
                py::ssize_t batch_size, std::int64_t t, BatchSplit split)
       : data_arrays_(py::make_tuple(X, Y, sample_weight)), solver_(config.solver) {
-    check_array<T>(X, "X", {-1, spec.n_inputs()});
-    n_samples_ = X.shape(0);
+    const T* dense_x = nullptr;
+    if (is_sparse_input(X)) {
+      csr_ = std::make_unique<CsrMatrix<T>>(csr_matrix<T>(X, spec.n_inputs()));
+      n_samples_ = csr_->rows;
+    } else {
+      const py::array a = input_values(X);
+      check_array<T>(a, "X", {-1, spec.n_inputs()});
+      n_samples_ = a.shape(0);
+      dense_x = const_data<T>(a);
+    }
     check_array<T>(Y, "Y", {n_samples_, spec.n_outputs()});
-    const TrainingData<T> data{const_data<T>(X), const_data<T>(Y),
-                               sample_weight_pointer<T>(sample_weight, n_samples_), n_samples_};
+    const TrainingData<T> data{dense_x, const_data<T>(Y),
+                               sample_weight_pointer<T>(sample_weight, n_samples_), n_samples_,
+                               csr_.get()};
     if (batch_size < 1) throw py::value_error("batch_size must be at least 1");
     if (t < 0) throw py::value_error("t must be >= 0, got " + std::to_string(t));
     trainer_ =
@@ -245,7 +268,8 @@ class TypedTrainer final : public TrainerHandle {
             moment_pointers<T>(second, "second", spec.sizes, kept >= 2 ? moments : 0, true)};
   }
 
-  py::tuple data_arrays_;  // X, Y and the sample weights, kept alive for the trainer
+  py::tuple data_arrays_;              // X, Y and the sample weights, kept alive for the trainer
+  std::unique_ptr<CsrMatrix<T>> csr_;  // sparse X's view (its arrays are in data_arrays_)
   py::object state_arrays_;
   Solver solver_;
   Index n_samples_ = 0;
@@ -254,20 +278,20 @@ class TypedTrainer final : public TrainerHandle {
 };
 
 std::unique_ptr<TrainerHandle> make_trainer(
-    const py::array& X, const py::array& Y, const py::object& sample_weight, const py::list& coefs,
+    const py::object& X, const py::array& Y, const py::object& sample_weight, const py::list& coefs,
     const py::list& intercepts, const py::list& first, const py::list& second,
     const std::string& activation, const std::string& output_activation, const std::string& loss,
     double alpha, const std::string& solver, py::ssize_t batch_size, double learning_rate,
     double momentum, bool nesterov, double beta_1, double beta_2, double epsilon, std::int64_t t,
     int device, const std::string& batch_split) {
   check_cpu_device(device);
-  check_floating(X);
+  check_floating(input_values(X));
   const NetworkSpec spec = network_spec(coefs, activation, output_activation, parse_loss(loss));
   const OptimizerConfig config{
       parse_solver(solver), learning_rate, momentum, nesterov, beta_1, beta_2, epsilon};
   const BatchSplit split = parse_batch_split(batch_split);
   std::unique_ptr<TrainerHandle> handle;
-  if (is_float32(X)) {
+  if (is_float32(input_values(X))) {
     handle = std::make_unique<TypedTrainer<float>>(X, Y, sample_weight, spec, config, alpha,
                                                    batch_size, t, split);
   } else {
@@ -293,7 +317,7 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
     caps["device"] = "cpu";
     caps["dtypes"] = py::make_tuple("float32", "float64");
     caps["bf16"] = false;
-    caps["sparse"] = false;
+    caps["sparse"] = true;  // X may be a CSR tuple (data, indices, indptr, n_cols)
     return caps;
   });
   m.def("device_count", []() { return 1; });
@@ -311,12 +335,12 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
 
   m.def(
       "forward",
-      [](const py::array& X, const py::list& coefs, const py::list& intercepts,
+      [](const py::object& X, const py::list& coefs, const py::list& intercepts,
          const std::string& activation, const std::string& output_activation, int device,
          bool activations) -> py::object {
         check_cpu_device(device);
-        check_floating(X);
-        if (is_float32(X)) {
+        check_floating(input_values(X));
+        if (is_float32(input_values(X))) {
           return forward_typed<float>(X, coefs, intercepts, activation, output_activation,
                                       activations);
         }
@@ -331,14 +355,14 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
 
   m.def(
       "backward",
-      [](const py::array& X, const py::array& Y, const py::object& sample_weight,
+      [](const py::object& X, const py::array& Y, const py::object& sample_weight,
          const py::list& coefs, const py::list& intercepts, const py::list& coef_grads,
          const py::list& intercept_grads, const std::string& activation,
          const std::string& output_activation, const std::string& loss, double alpha, int device,
          bool internals) -> py::object {
         check_cpu_device(device);
-        check_floating(X);
-        if (is_float32(X)) {
+        check_floating(input_values(X));
+        if (is_float32(input_values(X))) {
           return backward_typed<float>(X, Y, sample_weight, coefs, intercepts, coef_grads,
                                        intercept_grads, activation, output_activation, loss, alpha,
                                        internals);

@@ -8,11 +8,16 @@ allocated at one fixed alignment: two identical fits then give identical models.
 import numpy as np
 import scipy.sparse
 
+from fastmlp import _sparse
+
 ALIGNMENT = 64  # bytes
 
 
 def contiguous(a, dtype):
-    """``a`` as a C-contiguous array of ``dtype``, copied only where needed."""
+    """``a`` as a C-contiguous array of ``dtype``, copied only where needed; a sparse matrix
+    stays sparse (CSR of ``dtype``, see fastmlp._sparse): X is never densified."""
+    if scipy.sparse.issparse(a):
+        return _sparse.as_csr(a, dtype)
     return np.ascontiguousarray(a, dtype)
 
 
@@ -44,7 +49,7 @@ def all_finite(arrays):
 
 
 def dense(X, dtype):
-    """X as a C-contiguous array of dtype: no copy when it already is one."""
-    if scipy.sparse.issparse(X):
-        X = X.toarray()
+    """X as the core takes it: a C-contiguous array of dtype (no copy when it already is one),
+    or, for sparse X, CSR of dtype: the core multiplies sparse X directly (issue #15), so even
+    this historically named helper never densifies."""
     return contiguous(X, dtype)

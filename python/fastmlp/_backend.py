@@ -7,6 +7,13 @@ epoch loop call it without knowing which device computes:
 ``capabilities() -> dict``
     ``device`` ("cpu" or "cuda"), ``dtypes`` (the dtypes of X it computes in), and one flag
     per optional capability (``bf16``, ``sparse``): a new kernel adds a capability, not a fork.
+
+Wherever a function takes X, a module whose ``sparse`` flag is set takes, besides a dense
+(n_samples, n_features) array, a CSR matrix as the tuple ``(data, indices, indptr, n_cols)``
+(``data`` of X's dtype; ``indices`` and ``indptr`` both int32 or both int64; duplicates add up,
+explicit zeros add nothing, rows may be unsorted): the first layer multiplies it directly and
+nothing densifies it. :class:`Backend` makes the tuple from any SciPy sparse matrix, and raises
+a ValueError for sparse X on a module without the flag (CUDA's, for now).
 ``forward(X, coefs, intercepts, activation, output_activation, *, device=0, activations=False)``
     The output activations (n_samples, n_outputs); with ``activations=True`` the list of every
     layer's output ``[z_1, ..., z_L]`` (``z_L`` the network's output).
@@ -42,7 +49,7 @@ beta_2, epsilon, t, device=0, **options)``
         trainer already works in those arrays, nothing is copied).
 """
 
-from fastmlp import _core, _cuda
+from fastmlp import _core, _cuda, _sparse
 
 # Tuning switches that tests give every Trainer of a backend: {"cpu": {...}, "cuda": {...}}.
 trainer_options: dict[str, dict] = {"cpu": {}, "cuda": {}}
@@ -59,9 +66,22 @@ class Backend:
     def capabilities(self):
         return dict(self.module.capabilities())
 
+    def check_input(self, X):
+        """Raise a ValueError if this backend cannot take X (sparse X without ``sparse``)."""
+        if _sparse.is_sparse(X) and not self.capabilities().get("sparse", False):
+            raise ValueError(
+                f"sparse X is not supported on device {self.kind!r} yet: use device='cpu' "
+                "(which keeps X sparse), or pass X.toarray() if it fits in memory"
+            )
+
+    def _input(self, X):
+        """X as the module takes it: a dense array, or sparse X as its CSR tuple."""
+        self.check_input(X)
+        return _sparse.core_input(X)
+
     def forward(self, X, coefs, intercepts, activation, output_activation, activations=False):
         return self.module.forward(
-            X,
+            self._input(X),
             coefs,
             intercepts,
             activation,
@@ -73,7 +93,7 @@ class Backend:
     def backward(self, X, Y, sample_weight, coefs, intercepts, coef_grads, intercept_grads,
                  activation, output_activation, loss, alpha, internals=False):  # fmt: skip
         return self.module.backward(
-            X,
+            self._input(X),
             Y,
             sample_weight,
             coefs,
@@ -90,7 +110,7 @@ class Backend:
 
     def trainer(self, X, Y, sample_weight, coefs, intercepts, first, second, **config):
         return self.module.Trainer(
-            X,
+            self._input(X),
             Y,
             sample_weight,
             coefs,

@@ -54,7 +54,7 @@ def fit_lbfgs(est, X, y, sample_weight, backend):
     trainer = backend.trainer(
         X, Y, sample_weight, est.coefs_, est.intercepts_, [], [],
         activation=est.activation, output_activation=est.out_activation_,
-        loss=est._core_loss_name(), alpha=est.alpha, solver="lbfgs", batch_size=max(len(X), 1),
+        loss=est._core_loss_name(), alpha=est.alpha, solver="lbfgs", batch_size=max(X.shape[0], 1),
         learning_rate=0.0, momentum=0.0, nesterov=False, beta_1=0.0, beta_2=0.0, epsilon=1.0, t=0,
     )  # fmt: skip
 

@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
-from fastmlp import _arrays, _cuda
+from fastmlp import _arrays, _cuda, _sparse
 from fastmlp._backend import backend_for
 
 _HIDDEN = ("identity", "logistic", "tanh", "relu", "step")
@@ -182,7 +182,17 @@ class MLP:
         return stored
 
     def _input(self, X):
-        """X (n_samples, n_features) as a C-contiguous array of the network's dtype."""
+        """X (n_samples, n_features) as a C-contiguous array of the network's dtype; sparse X
+        (any SciPy format) as CSR of that dtype, never densified."""
+        if _sparse.is_sparse(X):
+            if len(X.shape) != 2 or X.shape[1] != self.layer_sizes[0] or X.shape[0] == 0:
+                raise ValueError(
+                    f"X must have shape (n_samples >= 1, {self.layer_sizes[0]}), got {X.shape}"
+                )
+            X = _sparse.as_csr(X, self.dtype)  # a copy where converted; the caller's untouched
+            if not np.isfinite(X.data).all():
+                raise ValueError("X contains NaN or infinity")
+            return X
         X = np.asarray(X, dtype=self.dtype)  # converts, never modifies the caller's array
         if X.ndim != 2 or X.shape[1] != self.layer_sizes[0] or len(X) == 0:
             raise ValueError(
@@ -193,7 +203,7 @@ class MLP:
     def _training_data(self, X, Y, sample_weight):
         """X, Y (n_samples, n_outputs) and the weights (n_samples,) or None, checked."""
         X = self._input(X)
-        n_samples, n_outputs = len(X), self.layer_sizes[-1]
+        n_samples, n_outputs = X.shape[0], self.layer_sizes[-1]
         Y = np.asarray(Y, dtype=self.dtype)
         if Y.shape == (n_samples,) and n_outputs == 1:
             Y = Y[:, None]

@@ -11,6 +11,7 @@
 #include "fastmlp/loss.hpp"
 #include "fastmlp/matrix.hpp"
 #include "fastmlp/shared/definitions.hpp"
+#include "fastmlp/sparse.hpp"
 
 namespace fastmlp {
 
@@ -109,5 +110,19 @@ int gemm_threads(const Network<T>& net, Index rows);
 // out (rows, n_outputs) <- forward(X), in chunks spread over the OpenMP threads.
 template <class T>
 void predict(const Network<T>& net, ConstMatrixMap<T> X, MatrixMap<T> out);
+
+// The same passes over sparse rows (CSR, sparse.hpp): only the first layer's products differ.
+// backprop_sums skips the first layer's weight gradient where sums.coefs[0] is nullptr.
+template <class T>
+void forward(const Network<T>& net, const SparseRows<T>& X, Workspace<T>& ws);
+template <class T>
+double backprop_sums(const Network<T>& net, const SparseRows<T>& X, ConstMatrixMap<T> Y,
+                     const T* weights, Workspace<T>& ws, const Gradients<T>& sums);
+template <class T>
+double loss_and_gradients(const Network<T>& net, const SparseRows<T>& X, ConstMatrixMap<T> Y,
+                          const T* weights, T alpha, Workspace<T>& ws, const Gradients<T>& grads,
+                          double weight_sq_norm = -1.0);
+template <class T>
+void predict(const Network<T>& net, const SparseRows<T>& X, MatrixMap<T> out);
 
 }  // namespace fastmlp

@@ -16,13 +16,15 @@
 namespace fastmlp {
 
 // The data of a fit: X (n_samples, n_inputs), Y (n_samples, n_outputs), row-major, and the
-// sample weights (n_samples,) or nullptr.
+// sample weights (n_samples,) or nullptr. Sparse X comes as sparse_X (CSR, X nullptr): the
+// first layer then reads its rows where they are, and sums its weight gradient by feature.
 template <class T>
 struct TrainingData {
   const T* X = nullptr;
   const T* Y = nullptr;
   const T* sample_weight = nullptr;
   Index n_samples = 0;
+  const CsrMatrix<T>* sparse_X = nullptr;
 };
 
 // How the threads share a minibatch whose GEMMs are too small to thread inside: `automatic`
@@ -69,6 +71,9 @@ class Trainer {
 
  private:
   void run_batches(int tid, const std::int64_t* order, Index n);
+  template <class Rows>
+  double loss_and_gradient_over(Rows X, const Network<T>& at, const Gradients<T>& grads,
+                                Index block, const std::function<bool()>& interrupted);
   std::vector<ParamArray<T>> parameter_arrays() const;
 
   Network<T> net_;
@@ -81,8 +86,9 @@ class Trainer {
   int gemm_threads_ = 1;  // Eigen's threads inside each GEMM when the batch is not split
   std::vector<std::unique_ptr<ThreadSlot<T>>> slots_;
   OptimizerState<T> moments_;
-  std::unique_ptr<Workspace<T>> full_batch_;  // L-BFGS's, made at its first call
-  std::unique_ptr<ThreadSlot<T>> block_;      // or, for data in blocks, the block's
+  std::unique_ptr<Workspace<T>> full_batch_;        // L-BFGS's, made at its first call
+  std::unique_ptr<ThreadSlot<T>> block_;            // or, for data in blocks, the block's
+  std::unique_ptr<SparseGradient<T>> sparse_grad_;  // sparse X: the batch's first-layer sums
   double accumulated_ = 0.0;
   // sum ||W||^2 of the current weights, as the last update summed it; negative: unknown (no run
   // yet, or the parameters were replaced), computed afresh. Carried from one run to the next so
