@@ -67,10 +67,13 @@ def partial_fit(est, X, y, **kwargs):
 
 
 def sklearn_params(est):
-    """est's parameters without ``device``, the one that scikit-learn's MLP does not take."""
+    """est's parameters without those that scikit-learn's MLP does not take (at their
+    defaults, which change nothing)."""
     params = est.get_params()
     if isinstance(est, (fastmlp.MLPClassifier, fastmlp.MLPRegressor)):
         assert params.pop("device") == "cpu"
+        assert params.pop("leaky_relu_slope", 0.01) == 0.01
+        assert params.pop("class_weight", None) is None
     return params
 
 

@@ -26,6 +26,7 @@ from fastmlp._persistence import save
 from fastmlp._sklearn_internals import SklearnInternalsMixin
 from fastmlp._sklearn_interop import to_sklearn
 from fastmlp._stochastic import NON_FINITE_WEIGHTS, fit_stochastic
+from fastmlp._validation import check_validation_set
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 # Multiply-adds per block of a long prediction: about 0.1 s on the project's 2-core machines.
@@ -132,6 +133,11 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
     def _core_loss_name(self):
         return self.loss
 
+    def _weighted_samples(self, Y, sample_weight, incremental):
+        """The sample weights to train with, for targets Y as the network sees them (the
+        classifier multiplies in its class weights)."""
+        return sample_weight
+
     def _model_dtype(self):
         return np.float32 if self.coefs_[0].dtype == np.float32 else np.float64
 
@@ -154,10 +160,11 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         # prediction within about one block (rows are independent: blocks change nothing).
         weights_per_row = sum(c.size for c in coefs)
         block = max(1024, _PREDICT_BLOCK_MACS // max(weights_per_row, 1))
-        if len(X) <= block:
+        n_samples = X.shape[0]  # (len() is ambiguous for sparse X, which stays sparse)
+        if n_samples <= block:
             return backend.forward(X, coefs, intercepts, self.activation, self.out_activation_)
-        out = np.empty((len(X), self.n_outputs_), dtype)
-        for start in range(0, len(X), block):
+        out = np.empty((n_samples, self.n_outputs_), dtype)
+        for start in range(0, n_samples, block):
             out[start : start + block] = backend.forward(
                 X[start : start + block], coefs, intercepts, self.activation, self.out_activation_
             )
@@ -192,18 +199,21 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
             self.validation_scores_: list[float] | None
             self.best_validation_score_: float | None
             self.best_loss_: float | None
+            self.validation_loss_curve_: list[float] | None
             if self.early_stopping:
                 self.validation_scores_ = []
+                self.validation_loss_curve_ = []
                 self.best_validation_score_ = -np.inf
                 self.best_loss_ = None
             else:
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
+                self.validation_loss_curve_ = None
                 self.best_validation_score_ = None
 
     # --- fitting ------------------------------------------------------------------------------
 
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, validation=(None, None, None)):
         # A missing GPU fails the fit before any work, and before any state changes.
         backend = backend_for(self.device)
         # What an interrupted L-BFGS fit puts back (it rebinds attributes, never mutates them).
@@ -226,6 +236,11 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
             )
         if y.ndim == 1:
             y = y.reshape((-1, 1))
+        sample_weight = self._weighted_samples(y, sample_weight, incremental)
+        X_val, y_val, sample_weight_val = validation
+        validation_set = check_validation_set(
+            self, X_val, y_val, sample_weight_val, dtype, n_outputs=y.shape[1]
+        )
         self.n_outputs_ = y.shape[1]
         layer_units = [X.shape[1], *hidden_layer_sizes, self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
@@ -239,7 +254,7 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         self.intercepts_ = [aligned_copy(b, dtype) for b in self.intercepts_]
 
         if self.solver in _STOCHASTIC_SOLVERS:
-            fit_stochastic(self, X, y, sample_weight, incremental, backend)
+            fit_stochastic(self, X, y, sample_weight, incremental, backend, validation_set)
         else:
             try:
                 fit_lbfgs(self, X, y, sample_weight, backend)
@@ -311,7 +326,7 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
                 self.best_loss_ = self.loss_curve_[-1]
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None, sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -322,13 +337,22 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
             The targets (class labels in classification, real numbers in regression).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            A validation set of one's own for early stopping (``early_stopping=True``, 'sgd'
+            or 'adam'), used instead of holding out ``validation_fraction`` of X (which is
+            then trained on whole), as in scikit-learn's HistGradientBoosting. Needs ``y_val``.
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            Its targets; a classifier's must be among the classes of y.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Its sample weights, for the validation score and loss.
 
         Returns
         -------
         self : object
             The fitted estimator.
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        validation = (X_val, y_val, sample_weight_val)
+        return self._fit(X, y, sample_weight, incremental=False, validation=validation)
 
     def save(self, path):
         """Write the fitted model to ``path`` in fastmlp's safe format (see :func:`fastmlp.load`).

@@ -5,9 +5,11 @@ from sklearn import neural_network
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
 from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import column_or_1d, validate_data
+from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 from fastmlp import _cuda
 from fastmlp._base import BaseMultilayerPerceptron
@@ -81,8 +83,15 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         weights and optimizer state come back to ``coefs_``, ``intercepts_`` at its end, so
         pickling, ``save`` and ``partial_fit`` work as on the CPU, and a model moves between
         devices with ``set_params(device=...)``. The GPU sums in another order than the CPU:
-        its models agree with the CPU's to rounding, not bitwise. The one parameter that
-        scikit-learn's MLP lacks: ``to_sklearn`` drops it.
+        its models agree with the CPU's to rounding, not bitwise. scikit-learn's MLP lacks it:
+        ``to_sklearn`` drops it.
+    class_weight : dict, 'balanced' or None, default=None
+        Weights of the classes, ``{label: weight}`` (labels not given weigh 1), multiplying
+        the sample weights as in scikit-learn's other classifiers (scikit-learn issue 9113).
+        'balanced' weighs each class ``n_samples / (n_classes * count)`` from the labels of
+        the ``fit`` call (``partial_fit`` refuses it: one batch's counts are not the data's).
+        A validation set is weighed too. Not for multilabel targets. scikit-learn's MLP lacks
+        it: ``to_sklearn`` drops it (the fitted model is the same).
 
     Attributes
     ----------
@@ -92,6 +101,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     best_loss_ : float or None
     loss_curve_ : list of float
     validation_scores_ : list of float or None
+    validation_loss_curve_ : list of float or None
+        With early stopping, the loss (with its L2 term, as ``loss_curve_``) on the
+        validation set after each epoch; None without.
     best_validation_score_ : float or None
     t_ : int
         Training samples seen by the solver.
@@ -131,7 +143,10 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     - L-BFGS runs with one BLAS thread (much faster on small problems) and gradient buffers
       at a fixed alignment, so that identical fits give identical models.
     - Negative ``sample_weight`` values are refused.
-    - The extra parameter ``device`` (default 'cpu') trains and predicts on a GPU.
+    - The extra parameter ``device`` (default 'cpu') trains and predicts on a GPU;
+      ``class_weight`` weighs the classes; ``fit`` takes a validation set of one's own
+      (``X_val``, ``y_val``, ``sample_weight_val``) for early stopping; and
+      ``validation_loss_curve_`` records the validation loss. Their defaults change nothing.
 
     :meth:`save` writes the model in a safe format that :func:`fastmlp.load` reads back;
     :meth:`to_sklearn` returns the equivalent scikit-learn estimator.
@@ -173,6 +188,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
         device="cpu",
+        class_weight=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -201,6 +217,12 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             max_fun=max_fun,
             device=device,
         )
+        self.class_weight = class_weight
+
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
 
     def _output_activation(self):
         return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
@@ -261,6 +283,53 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
 
     def _score(self, X, y, sample_weight=None):
         return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    def _weighted_samples(self, Y, sample_weight, incremental):
+        """sample_weight times the weight of each sample's class (``class_weight``); Y is
+        the indicator matrix (n_samples, n_outputs) of the labels."""
+        if self.class_weight is None:
+            return sample_weight
+        binarizer = self._label_binarizer
+        if binarizer.y_type_ == "multilabel-indicator":
+            raise ValueError("class_weight is not supported for multilabel targets (y is 2-D).")
+        if incremental and self.class_weight == "balanced":
+            # scikit-learn's SGDClassifier's message: one batch's counts are not the data's.
+            raise ValueError(
+                "class_weight 'balanced' is not supported for partial_fit. In order to use "
+                "'balanced' weights, use compute_class_weight('balanced', classes=classes, y=y). "
+                "In place of y you can use a large enough sample of the full training set "
+                "target to properly estimate the class frequency distributions. Pass the "
+                "resulting weights as the class_weight parameter."
+            )
+        classes = self.classes_
+        if isinstance(self.class_weight, dict):
+            unknown = [label for label in self.class_weight if label not in set(classes.tolist())]
+            if unknown:
+                raise ValueError(
+                    f"The classes, {unknown}, in class_weight are not among the classes of y, "
+                    f"{classes.tolist()}."
+                )
+        # Each sample's class: its column of a multiclass indicator; 0/1 for binary targets.
+        index = Y.argmax(axis=1) if Y.shape[1] > 1 else Y[:, 0].astype(np.intp)
+        labels = classes[index]
+        present = classes if self.class_weight != "balanced" else np.unique(labels)
+        weights = compute_class_weight(self.class_weight, classes=present, y=labels)
+        per_class = np.ones(len(classes))
+        per_class[np.searchsorted(classes, present)] = weights
+        class_weights = per_class[index]
+        if sample_weight is None:
+            return class_weights
+        return (sample_weight * class_weights).astype(sample_weight.dtype, copy=False)
+
+    def _validate_y_val(self, y_val):
+        """(y_val's labels as the score compares them, their indicator matrix)."""
+        y_val = check_array(y_val, ensure_2d=False, dtype=None, input_name="y_val")
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        unseen = np.setdiff1d(unique_labels(y_val), self.classes_)
+        if self._label_binarizer.y_type_ != "multilabel-indicator" and len(unseen):
+            raise ValueError(f"y_val contains previously unseen labels: {unseen.tolist()}")
+        return y_val, _binarize(self._label_binarizer, y_val)
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

@@ -150,6 +150,14 @@ def _build(arrays):
     unknown = set(params) - set(estimator.get_params())
     if unknown:
         raise ModelFormatError(f"unknown parameters {sorted(unknown)}")
+    for name, value in params.items():
+        if isinstance(value, dict):
+            pairs = value.get("pairs")
+            if set(value) != {"pairs"} or not isinstance(pairs, list):
+                raise ModelFormatError(f"parameter {name!r} is a dict without its 'pairs'")
+            if not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
+                raise ModelFormatError(f"parameter {name!r} holds pairs that are not (key, value)")
+            params[name] = {key: weight for key, weight in pairs}
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     estimator.set_params(**params)
@@ -364,5 +372,8 @@ def _json_params(params):
         value = _plain(value)
         if name == "random_state" and not (value is None or isinstance(value, int)):
             value = None  # a RandomState object is not data; it only seeded the fit
+        if isinstance(value, dict):
+            # class_weight: JSON's keys are strings, so its labels are written as pairs.
+            value = {"pairs": [[_plain(k), _plain(v)] for k, v in value.items()]}
         out[name] = value  # n_iter_no_change=inf is written as JSON's Infinity
     return out

@@ -6,7 +6,7 @@ from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import column_or_1d, validate_data
+from sklearn.utils.validation import check_array, column_or_1d, validate_data
 
 from fastmlp._base import BaseMultilayerPerceptron
 from fastmlp._state import estimator_class
@@ -48,8 +48,9 @@ n_iter_no_change, max_fun, device
 
     Attributes
     ----------
-    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_, coefs_, \
-intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_
+    loss_, best_loss_, loss_curve_, validation_scores_, validation_loss_curve_, \
+best_validation_score_, t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, \
+n_layers_, n_outputs_, out_activation_
         As in :class:`fastmlp.MLPClassifier`; ``out_activation_`` is 'identity' or 'exp'.
 
     Examples
@@ -166,6 +167,17 @@ intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, n_outputs_, 
         if self.loss == "poisson" and np.any(y < 0):
             raise ValueError("loss='poisson' requires non-negative y.")
         return X, y
+
+    def _validate_y_val(self, y_val):
+        """(y_val as the score compares it, as the network sees it)."""
+        y_val = check_array(
+            y_val, ensure_2d=False, dtype=(np.float64, np.float32), input_name="y_val"
+        )
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        if self.loss == "poisson" and np.any(y_val < 0):
+            raise ValueError("loss='poisson' requires non-negative y_val.")
+        return y_val, y_val
 
     @available_if(lambda est: est._check_solver())
     @_fit_context(prefer_skip_nested_validation=True)

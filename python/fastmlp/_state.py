@@ -28,7 +28,7 @@ OPTIONAL_SCALARS: dict[str, type | tuple[type, ...]] = {
     "_no_improvement_count": int,
 }
 # Per-epoch records (lists of floats, or None).
-CURVES = ("loss_curve_", "validation_scores_")
+CURVES = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
 # The network's parameters, lists of arrays, and early stopping's best ones.
 PARAMETERS = ("coefs_", "intercepts_")
 BEST_PARAMETERS = ("_best_coefs", "_best_intercepts")
@@ -55,9 +55,10 @@ OUTPUT_ACTIVATIONS = {
     "MLPClassifier": ("logistic", "softmax"),
     "MLPRegressor": ("identity", "exp"),
 }
-# Parameters of fastmlp's that scikit-learn's MLP lacks: they change where or how training runs,
-# not the model, and conversion to scikit-learn drops them.
-TRAINING_ONLY_PARAMS = ("device",)
+# Parameters of fastmlp's that scikit-learn's MLP lacks: they change where or how training runs
+# (the device; how much each class's samples weigh), not how the model computes, and conversion
+# to scikit-learn drops them.
+TRAINING_ONLY_PARAMS = ("device", "class_weight")
 
 
 def fitted_attributes():

@@ -11,14 +11,13 @@ the fit (weights back on the host, the best weights restored). Every rule is sci
 import warnings
 
 import numpy as np
-from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import train_test_split
 
 from fastmlp._arrays import aligned_copy, all_finite, contiguous, is_aligned
 from fastmlp._epochs import EpochRunner
 from fastmlp._optimizers import AdamState, SGDState
 from fastmlp._progress import EpochProgress
+from fastmlp._validation import validation_loss, validation_split
 
 # Frames from warnings.warn up to the user's line: fit_stochastic, the estimator's _fit, fit or
 # partial_fit, scikit-learn's _fit_context wrapper; one more from inside _run_epochs.
@@ -29,13 +28,16 @@ NON_FINITE_WEIGHTS = (
 )
 
 
-def fit_stochastic(est, X, y, sample_weight, incremental, backend):
+def fit_stochastic(est, X, y, sample_weight, incremental, backend, validation_set=None):
     """Fit est (a BaseMultilayerPerceptron) by sgd or adam on backend; X, y validated, the
-    parameters initialized (coefs_, intercepts_: aligned, writeable, of X's dtype)."""
+    parameters initialized (coefs_, intercepts_: aligned, writeable, of X's dtype);
+    validation_set, the user's (fastmlp._validation), replaces the internal split."""
     if est.early_stopping and incremental:
         raise ValueError("partial_fit does not support early_stopping=True")
     _prepare_optimizer(est, incremental)
-    (X_train, y_train, w_train), validation = _validation_split(est, X, y, sample_weight)
+    (X_train, y_train, w_train), validation = validation_split(
+        est, X, y, sample_weight, validation_set
+    )
     X_train, Y_train = contiguous(X_train, X.dtype), contiguous(y_train, X.dtype)
     if w_train is not None:
         w_train = contiguous(w_train, X.dtype)
@@ -54,7 +56,7 @@ def fit_stochastic(est, X, y, sample_weight, incremental, backend):
     )  # fmt: skip
     progress = EpochProgress(1 if incremental else est.max_iter, n_samples, type(est).__name__)
     try:
-        _run_epochs(est, epochs, n_samples, validation, incremental, progress)
+        _run_epochs(est, epochs, n_samples, validation, incremental, progress, backend)
     except KeyboardInterrupt:
         # scikit-learn's behaviour: keep the weights reached, warn, return a usable estimator.
         warnings.warn("Training interrupted by user.", stacklevel=_USER_STACKLEVEL)
@@ -82,29 +84,6 @@ def _prepare_optimizer(est, incremental):
     est._optimizer = _optimizer_for_params(est._optimizer, params)
 
 
-def _validation_split(est, X, y, sample_weight):
-    """((X, y, w) to train on, (X, y, w) to score, or None without early stopping)."""
-    if not est.early_stopping:
-        return (X, y, sample_weight), None
-    # The same split as scikit-learn: same function, same random stream, same stratify.
-    stratify = y if is_classifier(est) and est.n_outputs_ == 1 else None
-    arrays = (X, y) if sample_weight is None else (X, y, sample_weight)
-    parts = train_test_split(
-        *arrays, random_state=est._random_state, test_size=est.validation_fraction,
-        stratify=stratify,
-    )  # fmt: skip
-    X_train, X_val, y_train, y_val = parts[:4]
-    w_train, w_val = parts[4:] if sample_weight is not None else (None, None)
-    if X_val.shape[0] < 2:
-        raise ValueError(
-            "The validation set is too small. Increase 'validation_fraction' or the size of "
-            "your dataset."
-        )
-    if is_classifier(est):
-        y_val = est._label_binarizer.inverse_transform(y_val)
-    return (X_train, y_train, w_train), (X_val, y_val, w_val)
-
-
 def _batch_size(est, n_samples):
     if est.batch_size == "auto":
         return min(200, n_samples)
@@ -116,10 +95,12 @@ def _batch_size(est, n_samples):
     return int(np.clip(est.batch_size, 1, n_samples))
 
 
-def _run_epochs(est, epochs, n_samples, validation, incremental, progress):
+def _run_epochs(est, epochs, n_samples, validation, incremental, progress, backend):
     """Up to max_iter epochs (one for partial_fit), each followed by scikit-learn's
     bookkeeping and stopping rule."""
     early_stopping = validation is not None
+    if early_stopping and getattr(est, "validation_loss_curve_", None) is None:
+        est.validation_loss_curve_ = []
     sample_idx = np.arange(n_samples, dtype=np.int64)
     est.n_iter_ = 0
     for _ in range(est.max_iter):
@@ -142,7 +123,8 @@ def _run_epochs(est, epochs, n_samples, validation, incremental, progress):
                 raise ValueError(NON_FINITE_WEIGHTS)
         if early_stopping:
             epochs.to_host()  # scored, and perhaps kept as the best, on the host
-        X_val, y_val, w_val = validation if early_stopping else (None, None, None)
+            est.validation_loss_curve_.append(validation_loss(est, backend, validation))
+        X_val, y_val, w_val = validation[:3] if early_stopping else (None, None, None)
         est._update_no_improvement_count(early_stopping, X_val, y_val, w_val)
         est._optimizer.iteration_ends(est.t_)
         if _stalled(est, early_stopping):
