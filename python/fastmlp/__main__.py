@@ -132,15 +132,74 @@ def _short_list(names, limit=6):
 
 
 def _train(args):
-    """Train an MLP on a CSV file (header row; numeric features) and save it."""
+    """Train an MLP on a CSV file (header row; numeric features) or sparse data (svmlight,
+    libsvm or SciPy .npz, kept sparse) and save it."""
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
 
     from fastmlp import MLPClassifier, MLPRegressor
-    from fastmlp._cli_data import parse_hidden, read_table
+    from fastmlp._cli_data import is_sparse_file, parse_hidden
 
     hidden = parse_hidden(args.hidden)
     _check_parent_folder(args.out)
+    if is_sparse_file(args.data):
+        X, y, features = _sparse_training_data(args)
+    else:
+        X, y, features = _table_training_data(args)
+
+    cls = MLPRegressor if args.regression else MLPClassifier
+    model = cls(hidden_layer_sizes=hidden, max_iter=args.max_iter, random_state=args.random_state)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        start = time.perf_counter()
+        try:
+            model.fit(X, y)
+        except ValueError as exc:  # parameters (--max-iter 0) or data scikit-learn refuses
+            raise DataError(f"cannot train: {str(exc).splitlines()[0]}") from None
+        seconds = time.perf_counter() - start
+    score = model.score(X, y)  # before the names are set: X has none
+    # The column names travel inside the model, in the attribute scikit-learn keeps them in
+    # when it fits a data frame: predict checks them, and so does the estimator itself when it
+    # is given a data frame in Python.
+    if features is not None:
+        model.feature_names_in_ = np.array(features, dtype=object)
+    n_features = X.shape[1] if features is None else len(features)
+    shown = f"({_short_list(features)})" if features is not None else "(sparse)"
+    try:
+        model.save(args.out)
+    except OSError as exc:
+        raise DataError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+
+    if args.regression:
+        kind = "regression"
+    else:
+        kind = f"{len(model.classes_)} classes ({_short_list([str(c) for c in model.classes_])})"
+    print(
+        f"{args.data}: {X.shape[0]} rows, {n_features} features {shown}; "
+        f"target {args.target or 'labels'!r}: {kind}"
+    )
+    score_name = "R^2" if args.regression else "accuracy"
+    print(
+        f"{cls.__name__}(hidden_layer_sizes={hidden}): {model.n_iter_} iterations in "
+        f"{seconds:.2f} s, training {score_name} {score:.4f}"
+    )
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        print(
+            f"note: training stopped at --max-iter {args.max_iter} before converging",
+            file=sys.stderr,
+        )
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _table_training_data(args):
+    """X (n_samples, n_features), y and the feature names of a CSV table."""
+    import numpy as np
+
+    from fastmlp._cli_data import read_table
+
+    if args.target is None:
+        raise DataError(f"--target is required for a CSV file ({args.data})")
     table = read_table(args.data)
     if args.target not in table.columns:
         raise DataError(
@@ -158,47 +217,29 @@ def _train(args):
         if "" in y:
             line = table.line_numbers[int(np.flatnonzero(y == "")[0])]
             raise DataError(f"{args.data}, line {line}, column {args.target!r}: empty label")
+    return X, y, features
 
-    cls = MLPRegressor if args.regression else MLPClassifier
-    model = cls(hidden_layer_sizes=hidden, max_iter=args.max_iter, random_state=args.random_state)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        start = time.perf_counter()
-        try:
-            model.fit(X, y)
-        except ValueError as exc:  # parameters (--max-iter 0) or data scikit-learn refuses
-            raise DataError(f"cannot train: {str(exc).splitlines()[0]}") from None
-        seconds = time.perf_counter() - start
-    score = model.score(X, y)  # before the names are set: X has none
-    # The column names travel inside the model, in the attribute scikit-learn keeps them in
-    # when it fits a data frame: predict checks them, and so does the estimator itself when it
-    # is given a data frame in Python.
-    model.feature_names_in_ = np.array(features, dtype=object)
-    try:
-        model.save(args.out)
-    except OSError as exc:
-        raise DataError(f"cannot write {args.out}: {exc.strerror or exc}") from None
 
-    if args.regression:
-        kind = "regression"
-    else:
-        kind = f"{len(model.classes_)} classes ({_short_list([str(c) for c in model.classes_])})"
-    print(
-        f"{args.data}: {len(X)} rows, {len(features)} features ({_short_list(features)}); "
-        f"target {args.target!r}: {kind}"
-    )
-    score_name = "R^2" if args.regression else "accuracy"
-    print(
-        f"{cls.__name__}(hidden_layer_sizes={hidden}): {model.n_iter_} iterations in "
-        f"{seconds:.2f} s, training {score_name} {score:.4f}"
-    )
-    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-        print(
-            f"note: training stopped at --max-iter {args.max_iter} before converging",
-            file=sys.stderr,
-        )
-    print(f"wrote {args.out}")
-    return 0
+def _sparse_training_data(args):
+    """Sparse X (CSR, never densified), y and no feature names: an svmlight/libsvm file (its
+    labels in its rows) or a SciPy .npz matrix (its labels from --labels)."""
+    import numpy as np
+
+    from fastmlp._cli_data import read_labels, read_sparse
+
+    X, y = read_sparse(args.data)
+    if y is None:
+        if args.labels is None:
+            raise DataError(f"{args.data} holds no labels: give them with --labels FILE")
+        y = read_labels(args.labels, X.shape[0])
+        if args.regression:
+            try:
+                y = y.astype(np.float64)
+            except ValueError:
+                raise DataError(
+                    f"{args.labels}: the --regression targets must be numbers"
+                ) from None
+    return X, y, None
 
 
 def _load_model(path):
@@ -214,11 +255,14 @@ def _load_model(path):
 
 def _predict(args):
     """Predict with a model saved by train, on the rows of a CSV file."""
-    from fastmlp._cli_data import read_table, write_columns
+    from fastmlp._cli_data import is_sparse_file, read_sparse, read_table
 
     if args.out is not None:
         _check_parent_folder(args.out)
     model = _load_model(args.model)
+    if is_sparse_file(args.data):
+        X, _ = read_sparse(args.data, n_features=model.n_features_in_)  # by position
+        return _write_predictions(args, model, X)
     table = read_table(args.data)
     names = getattr(model, "feature_names_in_", None)
     if names is not None:  # check and pick the columns by name
@@ -243,11 +287,17 @@ def _predict(args):
                 f"{model.n_features_in_} features"
             )
     X = table.numeric(names)  # (n_samples, n_features), in the model's order
+    return _write_predictions(args, model, X)
+
+
+def _write_predictions(args, model, X):
+    from fastmlp._cli_data import write_columns
+
     with warnings.catch_warnings():
         # Fitted with names, given an array: the names were checked above.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         predictions = model.predict(X)
-    predictions = predictions.reshape(len(X), -1)  # (n_samples, n_outputs)
+    predictions = predictions.reshape(X.shape[0], -1)  # (n_samples, n_outputs)
     header = (
         ["prediction"]
         if predictions.shape[1] == 1
@@ -285,7 +335,9 @@ def main(argv=None):
         "--workloads",
         nargs="+",
         default=["small", "mnist", "wide"],
-        choices=["small", "mnist", "wide"],
+        choices=["small", "mnist", "wide", "sparse"],
+        help="sparse: 20,000 x 100,000 CSR input, fastmlp against scikit-learn only, each in "
+        "its own process (heavy: minutes)",
     )
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--out", default=None, help="folder for results.json and results.png")
@@ -303,8 +355,15 @@ def main(argv=None):
     train = commands.add_parser(
         "train", help=_train.__doc__, description=f"{_train.__doc__} {_TRAIN_NOTES}"
     )
-    train.add_argument("data", help="CSV file with a header row")
-    train.add_argument("--target", required=True, help="name of the column to predict")
+    train.add_argument(
+        "data",
+        help="CSV file with a header row, or sparse data: an svmlight/libsvm file (.svm, "
+        ".svmlight, .libsvm) or a SciPy sparse matrix (.npz, with --labels)",
+    )
+    train.add_argument("--target", help="name of the column to predict (CSV files)")
+    train.add_argument(
+        "--labels", help="text file of one label per row, for a .npz matrix", default=None
+    )
     train.add_argument(
         "--hidden",
         default="100",
@@ -325,13 +384,22 @@ def main(argv=None):
 
     predict = commands.add_parser("predict", help=_predict.__doc__, description=_predict.__doc__)
     predict.add_argument("model", help="model file written by train")
-    predict.add_argument("data", help="CSV file with the model's feature columns")
+    predict.add_argument(
+        "data",
+        help="CSV file with the model's feature columns, or an svmlight/libsvm or .npz "
+        "sparse matrix with the model's number of columns",
+    )
     predict.add_argument(
         "--out", default=None, help="CSV file to write (default: print to standard output)"
     )
     predict.set_defaults(run=_predict)
 
     args = parser.parse_args(argv)
+    if args.command == "train" and args.target is None:
+        from fastmlp._cli_data import is_sparse_file
+
+        if not is_sparse_file(args.data):  # a CSV table needs it; sparse files carry labels
+            train.error("the following arguments are required: --target")
     try:
         return args.run(args)
     except DataError as exc:  # the user's input: one line, no traceback

@@ -1,4 +1,5 @@
-"""CSV input and output of the command line (``python -m fastmlp train`` and ``predict``).
+"""CSV input and output of the command line (``python -m fastmlp train`` and ``predict``), and
+sparse input: svmlight/libsvm files and SciPy ``.npz`` matrices, kept sparse.
 
 Only the standard library's ``csv`` module and NumPy: pandas is no dependency. A table is a
 header row of column names followed by rows of values, comma-separated, UTF-8 (a byte-order
@@ -8,6 +9,7 @@ names the file, and the line and column where there is one.
 
 import csv
 import math
+import os
 
 import numpy as np
 
@@ -151,3 +153,59 @@ def write_columns(file, names, values):
     writer.writerow(names)
     for row in values:
         writer.writerow([repr(float(v)) if isinstance(v, float | np.floating) else v for v in row])
+
+
+# Sparse data (issue #15): svmlight/libsvm text files, whose rows carry their label, and SciPy
+# .npz matrices (scipy.sparse.save_npz), whose labels come from a text file of their own.
+SVMLIGHT_SUFFIXES = (".svm", ".svmlight", ".libsvm")
+
+
+def is_sparse_file(path):
+    """Whether ``path`` names sparse data (by its suffix) rather than a CSV table."""
+    return str(path).lower().endswith((*SVMLIGHT_SUFFIXES, ".npz"))
+
+
+def read_sparse(path, n_features=None):
+    """X (CSR, float64) and the labels (ndarray, or None for a .npz matrix) of a sparse file.
+
+    ``n_features`` (the model's, when predicting) fixes the svmlight file's width; a row with a
+    larger column index is an error. Raises DataError with a one-line message.
+    """
+    import scipy.sparse
+    from sklearn.datasets import load_svmlight_file
+
+    if not os.path.isfile(path):
+        raise DataError(f"no such file: {path}")
+    if str(path).lower().endswith(".npz"):
+        try:
+            X = scipy.sparse.load_npz(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"{path} is not a SciPy sparse matrix (.npz): {exc}") from None
+        X = X.tocsr()
+        if n_features is not None and X.shape[1] != n_features:
+            raise DataError(
+                f"{path} has {X.shape[1]} columns, but the model takes {n_features} features"
+            )
+        y = None
+    else:
+        try:
+            X, y = load_svmlight_file(path, n_features=n_features, dtype=np.float64)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path} is not a valid svmlight/libsvm file: {exc}") from None
+    if X.shape[0] == 0:
+        raise DataError(f"{path} has no data rows")
+    if not np.isfinite(X.data).all():
+        raise DataError(f"{path} contains a value that is not a finite number")
+    return X, y
+
+
+def read_labels(path, n_rows):
+    """One label per line of a text file, for the rows of a .npz matrix."""
+    try:
+        with open(path, encoding="utf-8-sig") as file:
+            labels = [line.strip() for line in file if line.strip()]
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(labels) != n_rows:
+        raise DataError(f"{path} has {len(labels)} labels, but the data have {n_rows} rows")
+    return np.array(labels)
