@@ -44,6 +44,7 @@ fdask = pytest.importorskip("fastmlp.dask")
 from fastmlp._backend import backend_for  # noqa: E402
 from fastmlp.dask import _lbfgs, _session  # noqa: E402
 
+pytestmark = pytest.mark.integration
 N_WORKERS = 2
 
 
@@ -125,6 +126,20 @@ def test_lbfgs_evaluations_are_the_local_sums(client, monkeypatch):
     assert est.n_iter_ == local.n_iter_
     assert est.loss_ == pytest.approx(local.loss_, rel=1e-9)
     assert_array_equal(est.classes_, local.classes_)
+
+
+def test_class_weights_count_over_every_partition(client):
+    if "class_weight" not in fastmlp.MLPClassifier().get_params():
+        pytest.skip("the local MLPClassifier has no class_weight")
+    X, y = _classification(n=400)
+    y = np.where(y == 2, 1, y)  # unbalanced: about 1/3 of class 0, 2/3 of class 1
+    Xd, yd = da.from_array(X, chunks=(130, 6)), da.from_array(y, chunks=130)
+    for class_weight in ("balanced", {0: 3.0}):
+        params = dict(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=20, random_state=0,
+                      class_weight=class_weight)  # fmt: skip
+        est = fdask.DaskMLPClassifier(client=client, **params).fit(Xd, yd)
+        _assert_close_model(est, fastmlp.MLPClassifier(**params).fit(X, y))
+        assert est.to_local().class_weight == class_weight
 
 
 def _placed(client, blocks, workers):
@@ -238,6 +253,9 @@ def test_one_worker_one_partition_gives_the_local_model(client, params):
     assert est.loss_curve_ == local.loss_curve_
     assert (est.n_iter_, est.t_) == (local.n_iter_, local.t_)
     assert est.validation_scores_ == local.validation_scores_
+    assert getattr(est, "validation_loss_curve_", None) == getattr(
+        local, "validation_loss_curve_", None
+    )
     moments = "ms" if params["solver"] == "adam" else "velocities"
     assert _same_arrays(getattr(est.to_local()._optimizer, moments),
                         getattr(local._optimizer, moments))  # fmt: skip
@@ -337,6 +355,7 @@ def _fault_data(n=4000):
     return X, y, da.from_array(X, chunks=(n // 2, 6)), da.from_array(y, chunks=n // 2)
 
 
+@pytest.mark.slow
 def test_lost_worker_in_lbfgs_reruns_the_evaluation(client, monkeypatch):
     X, y, Xd, yd = _fault_data()
     params = dict(hidden_layer_sizes=(16,), solver="lbfgs", max_iter=15, random_state=0)
@@ -354,6 +373,7 @@ def test_lost_worker_in_lbfgs_reruns_the_evaluation(client, monkeypatch):
     _assert_close_model(faulted, fastmlp.MLPClassifier(**params).fit(X, y))
 
 
+@pytest.mark.slow
 def test_lost_worker_in_local_sgd_fails_naming_it(client, monkeypatch):
     _, _, Xd, yd = _fault_data()
     killed = []
@@ -368,16 +388,19 @@ def test_lost_worker_in_local_sgd_fails_naming_it(client, monkeypatch):
     assert not hasattr(est, "coefs_")  # never a silently different model
 
 
-def _idle(client, bound=5.0):
-    """Whether the workers run none of the fit's tasks within ``bound`` seconds."""
+def _idle(client, bound=10.0):
+    """Whether the workers run none of the fit's tasks within ``bound`` seconds (else what
+    they run)."""
     deadline = time.monotonic() + bound
     while time.monotonic() < deadline:
-        if not any(client.processing().values()):
+        processing = client.processing()
+        if not any(processing.values()):
             return True
         time.sleep(0.05)
-    return False
+    return processing
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", ["lbfgs", "adam"])
 def test_ctrl_c_cancels_the_workers_tasks(client, monkeypatch, solver):
     _, _, Xd, yd = _fault_data(n=2000)
@@ -395,4 +418,4 @@ def test_ctrl_c_cancels_the_workers_tasks(client, monkeypatch, solver):
             est.fit(Xd, yd)
         assert est.predict(Xd).compute().shape == (2000,)  # the weights reached, usable
     assert time.monotonic() - began < 30
-    assert _idle(client)
+    assert _idle(client) is True

@@ -3,6 +3,7 @@
 
 import copy
 import inspect
+import time
 from numbers import Integral
 
 import numpy as np
@@ -112,6 +113,7 @@ class _DaskMLP(BaseEstimator):
         return self._fit(X, y, sample_weight)
 
     def _fit(self, X, y, sample_weight):
+        began = time.perf_counter()
         client = self.client_
         params = self._local_params()
         model = self._local_class(**params)
@@ -153,6 +155,7 @@ class _DaskMLP(BaseEstimator):
                 model.device,
                 dict(options()) if callable(options) else {},
             )
+            prepared = time.perf_counter()
             if model.solver == "lbfgs":
                 empty_X = np.empty((0, data.n_features), dtype)
                 empty_Y = np.empty((0, data_spec.n_outputs), dtype)
@@ -170,6 +173,9 @@ class _DaskMLP(BaseEstimator):
         finally:
             session.close()
         self._adopt(model, session)
+        self._timings.update(
+            prepare_seconds=prepared - began, train_seconds=time.perf_counter() - prepared
+        )
         return self
 
     def _data_spec(self, model, session, first_pass):
@@ -375,13 +381,7 @@ class DaskMLPClassifier(ClassifierMixin, _DaskMLP):
             )
         binarizer = model._label_binarizer
         n_outputs = 1 if binarizer.y_type_ == "binary" else len(binarizer.classes_)
-        class_weights = None
-        class_weight = getattr(model, "class_weight", None)
-        if class_weight is not None and ndim == 1:
-            if class_weight == "balanced":
-                class_weights = counts.sum() / (len(classes) * counts.astype(np.float64))
-            else:
-                class_weights = compute_class_weight(class_weight, classes=classes, y=classes)
+        class_weights = _class_weights(getattr(model, "class_weight", None), classes, counts)
         return _worker.DataSpec(str(session.data.dtype), binarizer, class_weights, n_outputs)
 
     def predict_proba(self, X):
@@ -409,6 +409,24 @@ class DaskMLPClassifier(ClassifierMixin, _DaskMLP):
         log_y_prob : dask Array
         """
         return self._map(X, "predict_log_proba")
+
+
+def _class_weights(class_weight, classes, counts):
+    """One weight per class (``class_weight``, as the local classifier takes it), 'balanced'
+    from the counts over every partition; None without class weights."""
+    if class_weight is None:
+        return None
+    if classes is None:
+        raise ValueError("class_weight is not supported for multilabel targets (y is 2-D).")
+    if class_weight == "balanced":
+        return counts.sum() / (len(classes) * counts.astype(np.float64))
+    unknown = [label for label in class_weight if label not in set(classes.tolist())]
+    if unknown:
+        raise ValueError(
+            f"The classes, {unknown}, in class_weight are not among the classes of y, "
+            f"{classes.tolist()}."
+        )
+    return compute_class_weight(class_weight, classes=classes, y=classes)
 
 
 class DaskMLPRegressor(RegressorMixin, _DaskMLP):

@@ -108,13 +108,17 @@ def fit_local_sgd(model, session, data_spec, trainer_spec, sgd_settings, scorer)
     ]  # fmt: skip
     owners = {g: group.address for g, group in enumerate(data.groups)}
 
+    # The local estimators record the validation loss where they have the attribute.
+    record_loss = hasattr(model, "validation_loss_curve_")
+    if early_stopping and record_loss and model.validation_loss_curve_ is None:
+        model.validation_loss_curve_ = []
     current = [*params, *(m for name in names for m in getattr(optimizer, name))]
     incoming = current  # the first round's start: sent by the client; later, a future
     first_round = True
     try:
         model.n_iter_ = 0
         for _ in range(model.max_iter):
-            pending, summaries = [], []
+            summaries = []
             root = None
             for active in rounds:
                 total_rows = sum(rows for *_, rows in active)
@@ -134,11 +138,12 @@ def fit_local_sgd(model, session, data_spec, trainer_spec, sgd_settings, scorer)
                         workers=[owners[g]], strict=True,
                     ))  # fmt: skip
                 first_round = False
-                root, submitted = session.tree_reduce(futures, _worker.add_rounds)
+                # Only the summaries and the last average are held: each round's results are
+                # released as soon as the next round has started from their average.
+                root, _ = session.tree_reduce(futures, _worker.add_rounds)
                 summaries.append(session.submit(_worker.round_summary, root))
-                pending += submitted + summaries[-1:]
                 incoming = root
-            session.result(summaries[-1], pending, watched=owners)
+            session.result(summaries[-1], [*summaries, root], watched=owners)
             assert root is not None  # an epoch has at least one round
             averaged = root.result()
             current = averaged.arrays
@@ -160,7 +165,9 @@ def fit_local_sgd(model, session, data_spec, trainer_spec, sgd_settings, scorer)
                     raise ValueError(_stochastic.NON_FINITE_WEIGHTS)
             score = None
             if early_stopping:
-                score = _validation_score(session, owners, root, n_layers, data_spec)
+                score, loss = _validation(session, owners, root, n_layers, model.alpha)
+                if record_loss:
+                    model.validation_loss_curve_.append(loss)
             _update_no_improvement_count(model, early_stopping, score)
             optimizer.iteration_ends(model.t_)
             if _stochastic._stalled(model, early_stopping):
@@ -191,7 +198,8 @@ def _set_state(model, arrays, n_layers, names):
         setattr(model._optimizer, name, moments[2 * n_layers * i : 2 * n_layers * (i + 1)])
 
 
-def _validation_score(session, owners, averaged, n_layers, data_spec):
+def _validation(session, owners, averaged, n_layers, alpha):
+    """(score, loss) of the averaged model on the workers' validation rows, combined."""
     futures = [
         session.submit(
             _worker.validation_stats, session.fit_id, g, owner, averaged, n_layers,
@@ -201,8 +209,9 @@ def _validation_score(session, owners, averaged, n_layers, data_spec):
     ]  # fmt: skip
     for future in futures:
         session.result(future, futures, watched=owners)
-    stats = [s for s in session.client.gather(futures) if s is not None]
-    return _worker.combine_scores(stats)
+    results = [r for r in session.client.gather(futures) if r is not None]
+    score = _worker.combine_scores([stats for stats, _ in results])
+    return score, _worker.combine_validation_losses([loss for _, loss in results], alpha)
 
 
 def _update_no_improvement_count(model, early_stopping, score):

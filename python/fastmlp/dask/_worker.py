@@ -344,7 +344,8 @@ class _SGDGroup:
         data = concatenate(parts, spec.data)
         self.stream = spec.stream
         X, Y, w = data.X, data.Y, data.sample_weight
-        self.X_val = self.y_val = self.w_val = None
+        self.X_val = self.y_val = self.w_val = self.Y_val = None
+        self.trainer_spec = spec.trainer
         if spec.early_stopping:
             X, Y, w = self._split(spec, X, Y, w)
         dtype = X.dtype
@@ -398,7 +399,9 @@ class _SGDGroup:
         w_train = w_val = None
         if w is not None:
             w_train, w_val = parts[4:]
-        self.X_val, self.w_val = X_val, w_val
+        dtype = X.dtype
+        self.X_val, self.Y_val = contiguous(X_val, dtype), contiguous(Y_val, dtype)
+        self.w_val = None if w_val is None else contiguous(w_val, dtype)
         if spec.data.binarizer is not None:
             self.y_val = spec.data.binarizer.inverse_transform(Y_val)
         else:
@@ -470,17 +473,56 @@ def round_summary(result):
     return result.loss_sum, result.rows, result.t, result.seconds
 
 
+@dataclass
+class ValidationLoss:
+    """The loss (with its L2 term) on one group's validation rows, their weight total and the
+    weights' squared norm, from which the client puts together the loss over every group."""
+
+    loss: float
+    weight: float
+    sq_norm: float
+
+
 def validation_stats(fit_id, group, owner, averaged, n_layers):
-    """Early stopping: the score statistics of the averaged model on the group's validation
-    rows (None where the group holds none)."""
+    """Early stopping: the score statistics and the validation loss (a ValidationLoss) of the
+    averaged model on the group's validation rows (None where the group holds none)."""
     state = _sgd_state(fit_id, group, owner)
     if state.X_val is None or len(state.X_val) == 0:
         return None
     scorer = state.scorer
-    scorer.coefs_ = averaged.arrays[:n_layers]
-    scorer.intercepts_ = averaged.arrays[n_layers : 2 * n_layers]
+    dtype = state.X_val.dtype
+    # Aligned, as the local fit's weights: the core's last bits depend on alignment.
+    coefs = [aligned_copy(c, dtype) for c in averaged.arrays[:n_layers]]
+    intercepts = [aligned_copy(b, dtype) for b in averaged.arrays[n_layers : 2 * n_layers]]
+    scorer.coefs_, scorer.intercepts_ = coefs, intercepts
+    spec = state.trainer_spec
+    network = spec.network
     with core_threads():
-        return score_stats(scorer, state.X_val, state.y_val, state.w_val)
+        stats = score_stats(scorer, state.X_val, state.y_val, state.w_val)
+        # The loss as the local fit's validation_loss_curve_ has it: the core's backward pass.
+        loss = backend_for(spec.device).backward(
+            state.X_val, state.Y_val, state.w_val, coefs, intercepts,
+            [aligned_empty(c.shape, dtype) for c in coefs],
+            [aligned_empty(b.shape, dtype) for b in intercepts],
+            network["activation"], network["output_activation"], network["loss"],
+            network["alpha"],
+        )  # fmt: skip
+    weight = len(state.X_val) if state.w_val is None else np.sum(state.w_val, dtype=np.float64)
+    sq_norm = sum(float(np.dot(c.ravel(), c.ravel())) for c in coefs)
+    return stats, ValidationLoss(float(loss), float(weight), sq_norm)
+
+
+def combine_validation_losses(losses, alpha):
+    """The loss over the union of the groups' validation rows: the one group's own where one
+    group holds them all; else the groups' summed data losses, plus the L2 term once."""
+    if len(losses) == 1:
+        return losses[0].loss
+    weight = sum(v.weight for v in losses)
+    if not weight > 0:
+        return 0.0
+    l2 = 0.5 * alpha * losses[0].sq_norm
+    data_sum = sum(v.loss * v.weight - l2 for v in losses if v.weight > 0)
+    return (data_sum + l2) / weight
 
 
 # --- scores ----------------------------------------------------------------------------------
