@@ -16,7 +16,6 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fastmlp._arrays import aligned_copy, all_finite
-from fastmlp._backend import backend_for
 from fastmlp._classifier import MLPClassifier
 from fastmlp._lbfgs import fit_lbfgs
 from fastmlp._regressor import MLPRegressor
@@ -120,7 +119,6 @@ class _DaskMLP(BaseEstimator):
         first_pass = not (self.warm_start and hasattr(self, "_model"))
         if not first_pass:
             model.__dict__.update(copy.deepcopy(self._fitted_state()))
-        backend_for(model.device)  # a missing GPU fails before any work
         data = _data.persist_parts(
             client, X, y, sample_weight,
             classifier=isinstance(self, ClassifierMixin),
@@ -146,12 +144,7 @@ class _DaskMLP(BaseEstimator):
             options = getattr(model, "_trainer_options", None)
             trainer_spec = _worker.TrainerSpec(
                 layer_units,
-                dict(
-                    activation=model.activation,
-                    output_activation=model.out_activation_,
-                    loss=model._core_loss_name(),
-                    alpha=model.alpha,
-                ),
+                _network(model),
                 model.device,
                 dict(options()) if callable(options) else {},
             )
@@ -252,9 +245,10 @@ class _DaskMLP(BaseEstimator):
                 f"X has {n_features} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        probe = getattr(self._predictor(names=False), method)(
-            np.zeros((1, self.n_features_in_), self.coefs_[0].dtype)
-        )
+        # The output's shape and dtype, from one row predicted here (on the CPU: the device is
+        # the workers').
+        prober = self._predictor(names=False).set_params(device="cpu")
+        probe = getattr(prober, method)(np.zeros((1, self.n_features_in_), self.coefs_[0].dtype))
         n_columns = None if probe.ndim == 1 else probe.shape[1]
         meta = np.empty((0,) if n_columns is None else (0, n_columns), probe.dtype)
         args = (delayed(model, pure=True), method, n_columns, probe.dtype)
@@ -409,6 +403,23 @@ class DaskMLPClassifier(ClassifierMixin, _DaskMLP):
         log_y_prob : dask Array
         """
         return self._map(X, "predict_log_proba")
+
+
+def _network(model):
+    """The network's settings as the local fits hand them to the backend's trainer: the
+    estimator's own ``_network_config()`` where it has one, else the activations, loss and
+    alpha (with the leaky-relu slope where the estimator has it)."""
+    if callable(getattr(model, "_network_config", None)):
+        return dict(model._network_config())
+    network = dict(
+        activation=model.activation,
+        output_activation=model.out_activation_,
+        loss=model._core_loss_name(),
+        alpha=model.alpha,
+    )
+    if hasattr(model, "leaky_relu_slope"):
+        network["leaky_relu_slope"] = model.leaky_relu_slope
+    return network
 
 
 def _class_weights(class_weight, classes, counts):

@@ -19,6 +19,10 @@ import numpy as np
 
 from fastmlp.dask import _worker
 
+_SOLVER_SETTINGS = (
+    "solver", "batch_size", "learning_rate", "momentum", "nesterov", "beta_1", "beta_2",
+    "epsilon", "t",
+)  # fmt: skip
 # Parameters above this size travel by one scatter to every worker rather than inside tasks.
 _SCATTER_BYTES = 1 << 20
 
@@ -33,7 +37,9 @@ class ClusterBackend:
         self.trainer_spec = trainer_spec
 
     def trainer(self, X, Y, sample_weight, coefs, intercepts, first, second, **config):
-        network = {k: config[k] for k in ("activation", "output_activation", "loss", "alpha")}
+        # Everything but the solver's settings describes the network (activation, loss, alpha
+        # and whatever fit_lbfgs passes besides): the workers' trainers get all of it.
+        network = {k: v for k, v in config.items() if k not in _SOLVER_SETTINGS}
         self.trainer_spec.network = network
         n_coef = sum(int(np.prod(c.shape)) for c in coefs)
         return ClusterLBFGS(self.session, self.data_spec, self.trainer_spec, n_coef)

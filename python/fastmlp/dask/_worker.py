@@ -68,7 +68,7 @@ class TrainerSpec:
     """The network and the backend trainer's settings (besides data and parameters)."""
 
     layer_units: list
-    network: dict  # activation, output_activation, loss, alpha
+    network: dict  # activation, output_activation, loss, alpha (and other network settings)
     device: str = "cpu"
     options: dict = field(default_factory=dict)  # backend switches passed through (bf16, ...)
 
@@ -496,7 +496,10 @@ def validation_stats(fit_id, group, owner, averaged, n_layers):
     intercepts = [aligned_copy(b, dtype) for b in averaged.arrays[n_layers : 2 * n_layers]]
     scorer.coefs_, scorer.intercepts_ = coefs, intercepts
     spec = state.trainer_spec
-    network = spec.network
+    network = dict(spec.network)
+    activation, output_activation, loss_name, alpha = (
+        network.pop(k) for k in ("activation", "output_activation", "loss", "alpha")
+    )
     with core_threads():
         stats = score_stats(scorer, state.X_val, state.y_val, state.w_val)
         # The loss as the local fit's validation_loss_curve_ has it: the core's backward pass.
@@ -504,8 +507,7 @@ def validation_stats(fit_id, group, owner, averaged, n_layers):
             state.X_val, state.Y_val, state.w_val, coefs, intercepts,
             [aligned_empty(c.shape, dtype) for c in coefs],
             [aligned_empty(b.shape, dtype) for b in intercepts],
-            network["activation"], network["output_activation"], network["loss"],
-            network["alpha"],
+            activation, output_activation, loss_name, alpha, **network,
         )  # fmt: skip
     weight = len(state.X_val) if state.w_val is None else np.sum(state.w_val, dtype=np.float64)
     sq_norm = sum(float(np.dot(c.ravel(), c.ravel())) for c in coefs)
