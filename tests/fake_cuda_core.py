@@ -52,16 +52,19 @@ class FakeCudaCore:
             raise IndexError(f"no device {device!r}")
 
     def forward(self, X, coefs, intercepts, activation, output_activation, *, device=0,
-                activations=False):  # fmt: skip
+                activations=False, leaky_relu_slope=0.01):  # fmt: skip
+        _check_gpu_activation(activation)
         self._check_device(device)
         self.forward_calls += 1
         return _core.module.forward(
-            X, coefs, intercepts, activation, output_activation, activations=activations
-        )
+            X, coefs, intercepts, activation, output_activation, activations=activations,
+            leaky_relu_slope=leaky_relu_slope,
+        )  # fmt: skip
 
     def backward(self, X, Y, sample_weight, coefs, intercepts, coef_grads, intercept_grads,
                  activation, output_activation, loss, alpha, *, device=0,
-                 internals=False):  # fmt: skip
+                 internals=False, leaky_relu_slope=0.01):  # fmt: skip
+        _check_gpu_activation(activation)
         self._check_device(device)
         self.backward_calls += 1
         return _core.module.backward(
@@ -77,12 +80,22 @@ class FakeCudaCore:
             loss,
             alpha,
             internals=internals,
+            leaky_relu_slope=leaky_relu_slope,
         )
 
     def Trainer(self, *args, **kwargs):  # noqa: N802 (a class in the real module)
         trainer = FakeTrainer(self, *args, **kwargs)
         self.trainers.append(trainer)
         return trainer
+
+
+def _check_gpu_activation(activation):
+    # As the real module: these hidden activations run on the CPU only for now.
+    if activation in ("leaky_relu", "gelu", "silu"):
+        raise NotImplementedError(
+            f"the hidden activation '{activation}' is not yet implemented on the GPU "
+            "(leaky_relu, gelu and silu run on the CPU only)"
+        )
 
 
 def _device_copies(arrays):
@@ -105,6 +118,7 @@ class FakeTrainer:
 
     def __init__(self, module, X, Y, sample_weight, coefs, intercepts, first, second, *,
                  device=0, fused=True, **config):  # fmt: skip
+        _check_gpu_activation(config.get("activation"))
         module._check_device(device)
         if not isinstance(fused, bool):
             raise TypeError("fused must be a bool")

@@ -14,7 +14,8 @@ Kernel choose_kernel(Index m, Index n, Index k) {
 }
 
 template <class T>
-void forward_product(Activation f, ConstMatrixMap<T> in, const T* W, const T* b, MatrixMap<T> out) {
+void forward_product(Activation f, ConstMatrixMap<T> in, const T* W, const T* b, MatrixMap<T> out,
+                     T slope, T* pre) {
   const Index rows = in.rows(), k = in.cols(), n = out.cols();
   switch (choose_kernel<T>(rows, n, k)) {
     case Kernel::small_gemm: {
@@ -22,14 +23,18 @@ void forward_product(Activation f, ConstMatrixMap<T> in, const T* W, const T* b,
       const bool relu = f == Activation::relu;
       small_gemm<T>(rows, n, k, {in.data(), k, 1}, W, n, b, out.data(), n,
                     relu ? GemmEpilogue::relu : GemmEpilogue::none);
-      if (!relu) apply_activation<T>(f, out);
+      if (!relu) {
+        if (pre) MatrixMap<T>(pre, rows, n) = out;
+        apply_activation<T>(f, out, slope);
+      }
       return;
     }
     case Kernel::eigen:
       // Starting from the bias, rather than from zero, spares the GEMM's zeroing and a pass.
       out.rowwise() = ConstVectorMap<T>(b, n).transpose();
       out.noalias() += in * ConstMatrixMap<T>(W, k, n);
-      apply_activation<T>(f, out);
+      if (pre) MatrixMap<T>(pre, rows, n) = out;
+      apply_activation<T>(f, out, slope);
       return;
   }
 }
@@ -47,7 +52,7 @@ void weight_gradient_product(ConstMatrixMap<T> in, ConstMatrixMap<T> delta, Matr
 
 template <class T>
 void error_product(Activation f, ConstMatrixMap<T> delta, const T* W, Index k, ConstMatrixMap<T> z,
-                   T* wt_scratch, MatrixMap<T> below) {
+                   T* wt_scratch, MatrixMap<T> below, T slope, const T* pre) {
   const Index rows = delta.rows(), n = delta.cols();
   // small_gemm reads its right operand row by row: it multiplies by a transposed copy of W.
   if (wt_scratch && choose_kernel<T>(rows, k, n) == Kernel::small_gemm) {
@@ -55,20 +60,20 @@ void error_product(Activation f, ConstMatrixMap<T> delta, const T* W, Index k, C
     const bool relu = f == Activation::relu;
     small_gemm<T>(rows, k, n, {delta.data(), n, 1}, wt_scratch, k, nullptr, below.data(), k,
                   relu ? GemmEpilogue::relu_gate : GemmEpilogue::none, z.data());
-    if (!relu) multiply_by_derivative<T>(f, z, below);
+    if (!relu) multiply_by_derivative<T>(f, z, below, slope, pre);
     return;
   }
   below.noalias() = delta * ConstMatrixMap<T>(W, k, n).transpose();
-  multiply_by_derivative<T>(f, z, below);
+  multiply_by_derivative<T>(f, z, below, slope, pre);
 }
 
 #define FASTMLP_INSTANTIATE(T)                                                                  \
   template Kernel choose_kernel<T>(Index, Index, Index);                                        \
   template void forward_product<T>(Activation, ConstMatrixMap<T>, const T*, const T*,           \
-                                   MatrixMap<T>);                                               \
+                                   MatrixMap<T>, T, T*);                                        \
   template void weight_gradient_product<T>(ConstMatrixMap<T>, ConstMatrixMap<T>, MatrixMap<T>); \
   template void error_product<T>(Activation, ConstMatrixMap<T>, const T*, Index,                \
-                                 ConstMatrixMap<T>, T*, MatrixMap<T>);
+                                 ConstMatrixMap<T>, T*, MatrixMap<T>, T, const T*);
 
 FASTMLP_INSTANTIATE(float)
 FASTMLP_INSTANTIATE(double)

@@ -13,11 +13,16 @@
 namespace fastmlp {
 
 template <class T>
-Workspace<T>::Workspace(const std::vector<std::int64_t>& sizes, Index max_rows)
-    : sizes_(sizes), max_rows_(max_rows) {
+Workspace<T>::Workspace(const NetworkSpec& spec, Index max_rows)
+    : sizes_(spec.sizes), max_rows_(max_rows) {
+  const std::vector<std::int64_t>& sizes = sizes_;
+  const bool keep_pre = needs_preactivation(spec.hidden);
   for (std::size_t l = 1; l < sizes.size(); ++l) {
     z_.emplace_back(max_rows, sizes[l]);
     delta_.emplace_back(max_rows, sizes[l]);
+    // Hidden layers only: the output layer's derivative never needs a.
+    pre_.emplace_back(keep_pre && l + 1 < sizes.size() ? max_rows : 0,
+                      keep_pre && l + 1 < sizes.size() ? sizes[l] : 0);
   }
   wt_.resize(sizes.size() - 1);
   for (std::size_t l = 1; l + 1 < sizes.size(); ++l) {
@@ -62,11 +67,13 @@ double weights_per_row(const Network<T>& net, const SparseRows<T>& X) {
 template <class T, class In>
 void forward_from(const Network<T>& net, const In& X, Workspace<T>& ws) {
   const Index rows = X.rows();
-  forward_product<T>(net.activation_of(0), X, net.coefs[0], net.intercepts[0], ws.z(1, rows));
+  const T slope = T(net.leaky_relu_slope);
+  forward_product<T>(net.activation_of(0), X, net.coefs[0], net.intercepts[0], ws.z(1, rows), slope,
+                     ws.pre(1));
   for (Index l = 1; l < net.n_layers(); ++l) {
     const ConstMatrixMap<T> in(ws.z(l, rows).data(), rows, net.sizes[l]);
-    forward_product<T>(net.activation_of(l), in, net.coefs[l], net.intercepts[l],
-                       ws.z(l + 1, rows));
+    forward_product<T>(net.activation_of(l), in, net.coefs[l], net.intercepts[l], ws.z(l + 1, rows),
+                       slope, ws.pre(l + 1));
   }
 }
 
@@ -120,11 +127,12 @@ double backprop_from(const Network<T>& net, const In& X, ConstMatrixMap<T> Y, co
     VectorMap<T>(sums.intercepts[l], net.sizes[l + 1]).noalias() =
         delta.colwise().sum().transpose();
     if (l > 0) {
-      // delta_{l-1} = f'(a_{l-1}) * (delta_l W_l^T), the derivative read from z_{l-1}.
-      error_product<T>(net.hidden, ConstMatrixMap<T>(delta.data(), rows, delta.cols()),
-                       net.coefs[l], net.sizes[l],
-                       ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]),
-                       ws.transposed_weights(l), ws.delta(l, rows));
+      // delta_{l-1} = f'(a_{l-1}) * (delta_l W_l^T), the derivative read from z_{l-1} (from
+      // a_{l-1} for gelu and silu).
+      error_product<T>(
+          net.hidden, ConstMatrixMap<T>(delta.data(), rows, delta.cols()), net.coefs[l],
+          net.sizes[l], ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]),
+          ws.transposed_weights(l), ws.delta(l, rows), T(net.leaky_relu_slope), ws.pre(l));
     }
   }
   return loss_sum;
@@ -223,7 +231,7 @@ void predict_from(const Network<T>& net, const In& X, MatrixMap<T> out) {
       std::max<Index>(min_rows, std::min<Index>(4096, (rows + threads - 1) / threads));
   ScopedEigenThreads eigen_threads(chunk >= rows ? gemm_threads(net, rows) : 1);
   parallel_chunks(rows, chunk, [&](Index begin, Index end) {
-    Workspace<T> ws(net.sizes, end - begin);
+    Workspace<T> ws(net, end - begin);
     forward(net, some_rows<T>(X, begin, end - begin), ws);
     out.middleRows(begin, end - begin) = ws.z(net.n_layers(), end - begin);
   });

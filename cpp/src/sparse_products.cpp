@@ -24,7 +24,7 @@ void with_indices(const CsrMatrix<T>& X, Body body) {
 
 template <class T>
 void forward_product(Activation f, const SparseRows<T>& in, const T* W, const T* b,
-                     MatrixMap<T> out) {
+                     MatrixMap<T> out, T slope, T* pre) {
   const Index n = out.cols();
   const ConstMatrixMap<T> Wm(W, in.cols(), n);
   const CsrMatrix<T>& X = *in.matrix;
@@ -38,7 +38,8 @@ void forward_product(Activation f, const SparseRows<T>& in, const T* W, const T*
       }
     }
   });
-  apply_activation<T>(f, out);
+  if (pre) MatrixMap<T>(pre, out.rows(), n) = out;
+  apply_activation<T>(f, out, slope);
 }
 
 template <class T>
@@ -134,7 +135,7 @@ void SparseGradient<T>::accumulate_typed(int part, const SparseRows<T>& rows,
 
 #define FASTMLP_INSTANTIATE(T)                                                                     \
   template void forward_product<T>(Activation, const SparseRows<T>&, const T*, const T*,           \
-                                   MatrixMap<T>);                                                  \
+                                   MatrixMap<T>, T, T*);                                           \
   template void weight_gradient_product<T>(const SparseRows<T>&, ConstMatrixMap<T>, MatrixMap<T>); \
   template class SparseGradient<T>;
 

@@ -35,7 +35,7 @@ template <class T>
 struct ThreadSlot {
   ThreadSlot(const Network<T>& net, Index max_rows, bool sparse = false,
              bool first_layer_sums = true)
-      : ws(net.sizes, max_rows),
+      : ws(net, max_rows),
         x(sparse ? 0 : max_rows, net.n_inputs()),
         y(max_rows, net.n_outputs()),
         w(max_rows),
@@ -247,7 +247,7 @@ double Trainer<T>::loss_and_gradient_over(Rows X, const Network<T>& at, const Gr
   };
   if (!interrupted || rows <= block) {
     ScopedEigenThreads threads(gemm_threads(at, rows));
-    if (!full_batch_) full_batch_ = std::make_unique<Workspace<T>>(net_.sizes, rows);
+    if (!full_batch_) full_batch_ = std::make_unique<Workspace<T>>(net_, rows);
     return loss_and_gradients<T>(at, X(0, rows), Y(0, rows), data_.sample_weight, alpha_,
                                  *full_batch_, grads);
   }

@@ -76,9 +76,9 @@ auto with_input(const py::object& X, std::int64_t n_inputs, Body body) {
 template <class T>
 py::object forward_typed(const py::object& X, const py::list& coefs, const py::list& intercepts,
                          const std::string& activation, const std::string& output_activation,
-                         bool activations) {
-  const NetworkSpec spec =
-      network_spec(coefs, activation, output_activation, any_loss_for(output_activation));
+                         double leaky_relu_slope, bool activations) {
+  const NetworkSpec spec = network_spec(coefs, activation, output_activation,
+                                        any_loss_for(output_activation), leaky_relu_slope);
   const Network<T> net = make_network<T>(spec, coefs, intercepts, false);
   return with_input<T>(X, net.n_inputs(), [&](const auto& x, Index rows) -> py::object {
     if (!activations) {
@@ -88,7 +88,7 @@ py::object forward_typed(const py::object& X, const py::list& coefs, const py::l
       predict(net, x, y);
       return std::move(out);
     }
-    Workspace<T> ws(net.sizes, rows);
+    Workspace<T> ws(net, rows);
     {
       py::gil_scoped_release release;
       ScopedEigenThreads threads(gemm_threads(net, rows));
@@ -103,8 +103,10 @@ py::object backward_typed(const py::object& X, const py::array& Y, const py::obj
                           const py::list& coefs, const py::list& intercepts,
                           const py::list& coef_grads, const py::list& intercept_grads,
                           const std::string& activation, const std::string& output_activation,
-                          const std::string& loss, double alpha, bool internals) {
-  const NetworkSpec spec = network_spec(coefs, activation, output_activation, parse_loss(loss));
+                          const std::string& loss, double alpha, double leaky_relu_slope,
+                          bool internals) {
+  const NetworkSpec spec =
+      network_spec(coefs, activation, output_activation, parse_loss(loss), leaky_relu_slope);
   check_trainable(spec);
   const Network<T> net = make_network<T>(spec, coefs, intercepts, false);
   return with_input<T>(X, net.n_inputs(), [&](const auto& x, Index rows) -> py::object {
@@ -114,7 +116,7 @@ py::object backward_typed(const py::object& X, const py::array& Y, const py::obj
         layer_pointers<T>(coef_grads, "coef_grads", net.sizes, true, true),
         layer_pointers<T>(intercept_grads, "intercept_grads", net.sizes, false, true)};
     ConstMatrixMap<T> y(const_data<T>(Y), rows, net.n_outputs());
-    Workspace<T> ws(net.sizes, rows);
+    Workspace<T> ws(net, rows);
     double value;
     {
       py::gil_scoped_release release;
@@ -283,10 +285,11 @@ std::unique_ptr<TrainerHandle> make_trainer(
     const std::string& activation, const std::string& output_activation, const std::string& loss,
     double alpha, const std::string& solver, py::ssize_t batch_size, double learning_rate,
     double momentum, bool nesterov, double beta_1, double beta_2, double epsilon, std::int64_t t,
-    int device, const std::string& batch_split) {
+    int device, const std::string& batch_split, double leaky_relu_slope) {
   check_cpu_device(device);
   check_floating(input_values(X));
-  const NetworkSpec spec = network_spec(coefs, activation, output_activation, parse_loss(loss));
+  const NetworkSpec spec =
+      network_spec(coefs, activation, output_activation, parse_loss(loss), leaky_relu_slope);
   const OptimizerConfig config{
       parse_solver(solver), learning_rate, momentum, nesterov, beta_1, beta_2, epsilon};
   const BatchSplit split = parse_batch_split(batch_split);
@@ -337,19 +340,19 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
       "forward",
       [](const py::object& X, const py::list& coefs, const py::list& intercepts,
          const std::string& activation, const std::string& output_activation, int device,
-         bool activations) -> py::object {
+         bool activations, double leaky_relu_slope) -> py::object {
         check_cpu_device(device);
         check_floating(input_values(X));
         if (is_float32(input_values(X))) {
           return forward_typed<float>(X, coefs, intercepts, activation, output_activation,
-                                      activations);
+                                      leaky_relu_slope, activations);
         }
         return forward_typed<double>(X, coefs, intercepts, activation, output_activation,
-                                     activations);
+                                     leaky_relu_slope, activations);
       },
       py::arg("X"), py::arg("coefs"), py::arg("intercepts"), py::arg("activation"),
       py::arg("output_activation"), py::kw_only(), py::arg("device") = 0,
-      py::arg("activations") = false,
+      py::arg("activations") = false, py::arg("leaky_relu_slope") = 0.01,
       "Output activations (n_samples, n_outputs) of X (n_samples, n_inputs), threaded; with "
       "activations=True the list of every layer's output.");
 
@@ -359,22 +362,22 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
          const py::list& coefs, const py::list& intercepts, const py::list& coef_grads,
          const py::list& intercept_grads, const std::string& activation,
          const std::string& output_activation, const std::string& loss, double alpha, int device,
-         bool internals) -> py::object {
+         bool internals, double leaky_relu_slope) -> py::object {
         check_cpu_device(device);
         check_floating(input_values(X));
         if (is_float32(input_values(X))) {
           return backward_typed<float>(X, Y, sample_weight, coefs, intercepts, coef_grads,
                                        intercept_grads, activation, output_activation, loss, alpha,
-                                       internals);
+                                       leaky_relu_slope, internals);
         }
         return backward_typed<double>(X, Y, sample_weight, coefs, intercepts, coef_grads,
                                       intercept_grads, activation, output_activation, loss, alpha,
-                                      internals);
+                                      leaky_relu_slope, internals);
       },
       py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("coefs"), py::arg("intercepts"),
       py::arg("coef_grads"), py::arg("intercept_grads"), py::arg("activation"),
       py::arg("output_activation"), py::arg("loss"), py::arg("alpha"), py::kw_only(),
-      py::arg("device") = 0, py::arg("internals") = false,
+      py::arg("device") = 0, py::arg("internals") = false, py::arg("leaky_relu_slope") = 0.01,
       "The mean loss of (X, Y) with its L2 term; writes the gradients into coef_grads and "
       "intercept_grads. internals=True returns (loss, activations, deltas).");
 
@@ -385,7 +388,8 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
            py::kw_only(), py::arg("activation"), py::arg("output_activation"), py::arg("loss"),
            py::arg("alpha"), py::arg("solver"), py::arg("batch_size"), py::arg("learning_rate"),
            py::arg("momentum"), py::arg("nesterov"), py::arg("beta_1"), py::arg("beta_2"),
-           py::arg("epsilon"), py::arg("t"), py::arg("device") = 0, py::arg("batch_split") = "auto")
+           py::arg("epsilon"), py::arg("t"), py::arg("device") = 0, py::arg("batch_split") = "auto",
+           py::arg("leaky_relu_slope") = 0.01)
       .def("run", &TrainerHandle::run, py::arg("order"), py::arg("learning_rate"),
            py::arg("loss_sum") = 0.0,
            "Minibatches over order (int64 rows); returns (loss_sum + sum of batch loss * length, "

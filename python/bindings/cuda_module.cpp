@@ -42,6 +42,19 @@ void require_device(int device) {
   }
 }
 
+// leaky_relu, gelu and silu run on the CPU only for now: refused here, before anything reaches
+// the device (network_spec then checks the slope as the CPU core does).
+void check_gpu_activation(const std::string& activation) {
+  if (activation == "leaky_relu" || activation == "gelu" || activation == "silu") {
+    PyErr_SetString(PyExc_NotImplementedError,
+                    ("the hidden activation '" + activation +
+                     "' is not yet implemented on the GPU (leaky_relu, gelu and silu run on the "
+                     "CPU only)")
+                        .c_str());
+    throw py::error_already_set();
+  }
+}
+
 void check_device_argument(int device) {
   if (device < 0) throw py::index_error("device must be >= 0, got " + std::to_string(device));
 }
@@ -90,9 +103,10 @@ std::size_t second_count(Solver solver, const NetworkSpec& spec) {
 template <class T>
 py::object forward_typed(const py::array& X, const py::list& coefs, const py::list& intercepts,
                          const std::string& activation, const std::string& output_activation,
-                         int device, bool activations) {
-  const NetworkSpec spec =
-      network_spec(coefs, activation, output_activation, any_loss_for(output_activation));
+                         int device, bool activations, double leaky_relu_slope) {
+  check_gpu_activation(activation);
+  const NetworkSpec spec = network_spec(coefs, activation, output_activation,
+                                        any_loss_for(output_activation), leaky_relu_slope);
   const cuda::HostParams<T> params = host_params<T>(coefs, intercepts, spec);
   check_array<T>(X, "X", {-1, py::ssize_t(spec.n_inputs())});
   check_device_argument(device);
@@ -120,8 +134,11 @@ py::object backward_typed(const py::array& X, const py::array& Y, const py::obje
                           const py::list& coefs, const py::list& intercepts,
                           const py::list& coef_grads, const py::list& intercept_grads,
                           const std::string& activation, const std::string& output_activation,
-                          const std::string& loss, double alpha, int device, bool internals) {
-  const NetworkSpec spec = network_spec(coefs, activation, output_activation, parse_loss(loss));
+                          const std::string& loss, double alpha, int device, bool internals,
+                          double leaky_relu_slope) {
+  check_gpu_activation(activation);
+  const NetworkSpec spec =
+      network_spec(coefs, activation, output_activation, parse_loss(loss), leaky_relu_slope);
   const cuda::HostParams<T> params = host_params<T>(coefs, intercepts, spec);
   check_array<T>(X, "X", {-1, py::ssize_t(spec.n_inputs())});
   const py::ssize_t rows = X.shape(0);
@@ -159,10 +176,11 @@ class PyTrainer {
             const std::string& output_activation, const std::string& loss, double alpha,
             const std::string& solver, py::ssize_t batch_size, double learning_rate,
             double momentum, bool nesterov, double beta_1, double beta_2, double epsilon,
-            std::int64_t t, int device, bool fused) {
+            std::int64_t t, int device, bool fused, double leaky_relu_slope) {
     check_floating(X);
     float32_ = is_float32(X);
-    spec_ = network_spec(coefs, activation, output_activation, parse_loss(loss));
+    check_gpu_activation(activation);
+    spec_ = network_spec(coefs, activation, output_activation, parse_loss(loss), leaky_relu_slope);
     config_.solver = parse_solver(solver);
     config_.learning_rate = learning_rate;
     config_.momentum = momentum;
@@ -401,18 +419,18 @@ PYBIND11_MODULE(_cuda_core, m) {
       "forward",
       [](const py::array& X, const py::list& coefs, const py::list& intercepts,
          const std::string& activation, const std::string& output_activation, int device,
-         bool activations) -> py::object {
+         bool activations, double leaky_relu_slope) -> py::object {
         check_floating(X);
         if (is_float32(X)) {
           return forward_typed<float>(X, coefs, intercepts, activation, output_activation, device,
-                                      activations);
+                                      activations, leaky_relu_slope);
         }
         return forward_typed<double>(X, coefs, intercepts, activation, output_activation, device,
-                                     activations);
+                                     activations, leaky_relu_slope);
       },
       py::arg("X"), py::arg("coefs"), py::arg("intercepts"), py::arg("activation"),
       py::arg("output_activation"), py::kw_only(), py::arg("device") = 0,
-      py::arg("activations") = false,
+      py::arg("activations") = false, py::arg("leaky_relu_slope") = 0.01,
       "The output activations (n_samples, n_outputs) of X (n_samples, n_inputs), computed on "
       "GPU `device`; with activations=True the list of every layer's output [z_1, ..., z_L].");
 
@@ -422,21 +440,21 @@ PYBIND11_MODULE(_cuda_core, m) {
          const py::list& coefs, const py::list& intercepts, const py::list& coef_grads,
          const py::list& intercept_grads, const std::string& activation,
          const std::string& output_activation, const std::string& loss, double alpha, int device,
-         bool internals) -> py::object {
+         bool internals, double leaky_relu_slope) -> py::object {
         check_floating(X);
         if (is_float32(X)) {
           return backward_typed<float>(X, Y, sample_weight, coefs, intercepts, coef_grads,
                                        intercept_grads, activation, output_activation, loss, alpha,
-                                       device, internals);
+                                       device, internals, leaky_relu_slope);
         }
         return backward_typed<double>(X, Y, sample_weight, coefs, intercepts, coef_grads,
                                       intercept_grads, activation, output_activation, loss, alpha,
-                                      device, internals);
+                                      device, internals, leaky_relu_slope);
       },
       py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("coefs"), py::arg("intercepts"),
       py::arg("coef_grads"), py::arg("intercept_grads"), py::arg("activation"),
       py::arg("output_activation"), py::arg("loss"), py::arg("alpha"), py::kw_only(),
-      py::arg("device") = 0, py::arg("internals") = false,
+      py::arg("device") = 0, py::arg("internals") = false, py::arg("leaky_relu_slope") = 0.01,
       "The weighted mean loss of (X, Y) plus its L2 term, computed on GPU `device`; writes the "
       "gradients into coef_grads and intercept_grads (host arrays) in place. With "
       "internals=True returns (loss, activations, deltas): every layer's output and local "
@@ -453,16 +471,18 @@ PYBIND11_MODULE(_cuda_core, m) {
       "gradients and the optimizer step use the ordinary kernels. Its arithmetic is the same "
       "FP32/FP64 FMA as the unfused path (no TF32), so results differ from it only by summation "
       "order. Other networks run unfused; the fused property says which.")
-      .def(py::init<const py::array&, const py::array&, const py::object&, const py::list&,
-                    const py::list&, const py::list&, const py::list&, const std::string&,
-                    const std::string&, const std::string&, double, const std::string&, py::ssize_t,
-                    double, double, bool, double, double, double, std::int64_t, int, bool>(),
-           py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("coefs"),
-           py::arg("intercepts"), py::arg("first"), py::arg("second"), py::kw_only(),
-           py::arg("activation"), py::arg("output_activation"), py::arg("loss"), py::arg("alpha"),
-           py::arg("solver"), py::arg("batch_size"), py::arg("learning_rate"), py::arg("momentum"),
-           py::arg("nesterov"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),
-           py::arg("t"), py::arg("device") = 0, py::arg("fused") = true)
+      .def(
+          py::init<const py::array&, const py::array&, const py::object&, const py::list&,
+                   const py::list&, const py::list&, const py::list&, const std::string&,
+                   const std::string&, const std::string&, double, const std::string&, py::ssize_t,
+                   double, double, bool, double, double, double, std::int64_t, int, bool, double>(),
+          py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("coefs"),
+          py::arg("intercepts"), py::arg("first"), py::arg("second"), py::kw_only(),
+          py::arg("activation"), py::arg("output_activation"), py::arg("loss"), py::arg("alpha"),
+          py::arg("solver"), py::arg("batch_size"), py::arg("learning_rate"), py::arg("momentum"),
+          py::arg("nesterov"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),
+          py::arg("t"), py::arg("device") = 0, py::arg("fused") = true,
+          py::arg("leaky_relu_slope") = 0.01)
       .def("run", &PyTrainer::run, py::arg("order"), py::arg("learning_rate"),
            py::arg("loss_sum") = 0.0,
            "Minibatches of batch_size over order (int64 row indices, checked and uploaded; the "

@@ -7,6 +7,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -89,12 +90,18 @@ std::vector<T*> moment_pointers(const py::list& arrays, const std::string& name,
   return out;
 }
 
-// The network whose layers coefs[l] (fan_in, fan_out) describe: its sizes, activations and loss,
-// checked by the shared rules (check_spec).
+// The network whose layers coefs[l] (fan_in, fan_out) describe: its sizes, activations, loss and
+// leaky_relu slope, checked by the shared rules (check_spec).
 inline NetworkSpec network_spec(const py::list& coefs, const std::string& activation,
-                                const std::string& output_activation, Loss loss) {
+                                const std::string& output_activation, Loss loss,
+                                double leaky_relu_slope) {
   if (coefs.size() == 0) throw py::value_error("coefs is empty: a network needs a layer");
+  if (!(leaky_relu_slope > 0.0) || !std::isfinite(leaky_relu_slope)) {
+    throw py::value_error("leaky_relu_slope must be a float in the range (0.0, inf), got " +
+                          std::string(py::str(py::float_(leaky_relu_slope))));
+  }
   NetworkSpec net;
+  net.leaky_relu_slope = leaky_relu_slope;
   net.hidden = parse_activation(activation);
   net.output = parse_activation(output_activation);
   net.loss = loss;

@@ -14,18 +14,22 @@ Wherever a function takes X, a module whose ``sparse`` flag is set takes, beside
 explicit zeros add nothing, rows may be unsorted): the first layer multiplies it directly and
 nothing densifies it. :class:`Backend` makes the tuple from any SciPy sparse matrix, and raises
 a ValueError for sparse X on a module without the flag (CUDA's, for now).
-``forward(X, coefs, intercepts, activation, output_activation, *, device=0, activations=False)``
+``forward(X, coefs, intercepts, activation, output_activation, *, device=0, activations=False,
+leaky_relu_slope=0.01)``
     The output activations (n_samples, n_outputs); with ``activations=True`` the list of every
-    layer's output ``[z_1, ..., z_L]`` (``z_L`` the network's output).
+    layer's output ``[z_1, ..., z_L]`` (``z_L`` the network's output). ``activation`` (the
+    hidden layers') may also be "leaky_relu" (slope ``leaky_relu_slope`` below zero, positive
+    and finite, else ValueError), "gelu" or "silu": hidden-only, and the CPU module's only for
+    now (CUDA's raises NotImplementedError).
 ``backward(X, Y, sample_weight, coefs, intercepts, coef_grads, intercept_grads, activation,
-output_activation, loss, alpha, *, device=0, internals=False)``
+output_activation, loss, alpha, *, device=0, internals=False, leaky_relu_slope=0.01)``
     The weighted mean loss plus its L2 term; writes the gradients into ``coef_grads`` and
     ``intercept_grads`` in place. With ``internals=True`` returns ``(loss, activations,
     deltas)``, every layer's output and local error ``[delta_1, ..., delta_L]`` (the errors are
     weighted by the sample weights, not yet divided by their sum).
 ``Trainer(X, Y, sample_weight, coefs, intercepts, first, second, *, activation,
 output_activation, loss, alpha, solver, batch_size, learning_rate, momentum, nesterov, beta_1,
-beta_2, epsilon, t, device=0, **options)``
+beta_2, epsilon, t, device=0, leaky_relu_slope=0.01, **options)``
     Built once per ``fit`` or ``partial_fit`` call: it checks and parses everything and sizes
     its workspace once. ``solver`` is "sgd", "adam" or "lbfgs" (no moments: ``first`` and
     ``second`` empty). On the CPU it maps the given NumPy arrays and updates them in place
@@ -79,7 +83,8 @@ class Backend:
         self.check_input(X)
         return _sparse.core_input(X)
 
-    def forward(self, X, coefs, intercepts, activation, output_activation, activations=False):
+    def forward(self, X, coefs, intercepts, activation, output_activation, activations=False,
+                *, leaky_relu_slope=0.01):  # fmt: skip
         return self.module.forward(
             self._input(X),
             coefs,
@@ -88,10 +93,12 @@ class Backend:
             output_activation,
             device=self.device_index,
             activations=activations,
+            leaky_relu_slope=leaky_relu_slope,
         )
 
     def backward(self, X, Y, sample_weight, coefs, intercepts, coef_grads, intercept_grads,
-                 activation, output_activation, loss, alpha, internals=False):  # fmt: skip
+                 activation, output_activation, loss, alpha, internals=False, *,
+                 leaky_relu_slope=0.01):  # fmt: skip
         return self.module.backward(
             self._input(X),
             Y,
@@ -106,6 +113,7 @@ class Backend:
             alpha,
             device=self.device_index,
             internals=internals,
+            leaky_relu_slope=leaky_relu_slope,
         )
 
     def trainer(self, X, Y, sample_weight, coefs, intercepts, first, second, **config):

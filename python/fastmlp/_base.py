@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from fastmlp import _sparse
 from fastmlp._arrays import aligned_copy, all_finite, contiguous, dense
 from fastmlp._backend import backend_for
 from fastmlp._cuda import DeviceOptions
@@ -38,7 +39,9 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "activation": [
+            StrOptions({"identity", "logistic", "tanh", "relu", "leaky_relu", "gelu", "silu"})
+        ],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -61,6 +64,7 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "device": [DeviceOptions()],
+        "leaky_relu_slope": [Interval(Real, 0, None, closed="neither")],
     }
 
     @abstractmethod
@@ -91,6 +95,7 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         n_iter_no_change,
         max_fun,
         device,
+        leaky_relu_slope=0.01,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -117,6 +122,7 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.device = device
+        self.leaky_relu_slope = leaky_relu_slope
 
     # --- what subclasses provide -------------------------------------------------------------
 
@@ -159,15 +165,22 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         # Blocks of rows, each one call without the GIL, so that Ctrl-C interrupts a long
         # prediction within about one block (rows are independent: blocks change nothing).
         weights_per_row = sum(c.size for c in coefs)
+        if _sparse.is_sparse(X):  # the first layer costs its stored values, not its width
+            nnz_per_row = X.nnz / max(X.shape[0], 1)
+            weights_per_row -= coefs[0].size - int(nnz_per_row * coefs[0].shape[1])
         block = max(1024, _PREDICT_BLOCK_MACS // max(weights_per_row, 1))
         n_samples = X.shape[0]  # (len() is ambiguous for sparse X, which stays sparse)
         if n_samples <= block:
-            return backend.forward(X, coefs, intercepts, self.activation, self.out_activation_)
+            return backend.forward(
+                X, coefs, intercepts, self.activation, self.out_activation_,
+                leaky_relu_slope=self.leaky_relu_slope,
+            )  # fmt: skip
         out = np.empty((n_samples, self.n_outputs_), dtype)
         for start in range(0, n_samples, block):
             out[start : start + block] = backend.forward(
-                X[start : start + block], coefs, intercepts, self.activation, self.out_activation_
-            )
+                X[start : start + block], coefs, intercepts, self.activation,
+                self.out_activation_, leaky_relu_slope=self.leaky_relu_slope,
+            )  # fmt: skip
         return out
 
     def _forward_pass_fast(self, X, check_input=True):

@@ -32,8 +32,13 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     ----------
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
         The ith element is the number of neurons in the ith hidden layer.
-    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
-        Activation of the hidden layers.
+    activation : {'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'gelu', 'silu'}, \
+default='relu'
+        Activation of the hidden layers. 'leaky_relu' is ``a`` for ``a > 0`` and
+        ``leaky_relu_slope * a`` below; 'gelu' is the exact ``a * Phi(a)`` (``Phi`` the standard
+        normal CDF, written with erf); 'silu' is ``a * sigmoid(a)``. The last three are
+        fastmlp's own: scikit-learn has none of them, so ``to_sklearn()`` refuses such models
+        (the ONNX export takes them).
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         'lbfgs' is SciPy's L-BFGS-B on the full batch; 'sgd' minibatch SGD; 'adam' Adam.
     alpha : float, default=0.0001
@@ -85,6 +90,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         devices with ``set_params(device=...)``. The GPU sums in another order than the CPU:
         its models agree with the CPU's to rounding, not bitwise. scikit-learn's MLP lacks it:
         ``to_sklearn`` drops it.
+    leaky_relu_slope : float, default=0.01
+        The slope of 'leaky_relu' below zero (positive); unused by the other activations.
+        The GPU does not compute 'leaky_relu', 'gelu' or 'silu' yet (NotImplementedError).
     class_weight : dict, 'balanced' or None, default=None
         Weights of the classes, ``{label: weight}`` (labels not given weigh 1), multiplying
         the sample weights as in scikit-learn's other classifiers (scikit-learn issue 9113).
@@ -188,6 +196,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         n_iter_no_change=10,
         max_fun=15000,
         device="cpu",
+        leaky_relu_slope=0.01,
         class_weight=None,
     ):
         super().__init__(
@@ -216,6 +225,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             n_iter_no_change=n_iter_no_change,
             max_fun=max_fun,
             device=device,
+            leaky_relu_slope=leaky_relu_slope,
         )
         self.class_weight = class_weight
 

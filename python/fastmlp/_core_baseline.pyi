@@ -19,6 +19,7 @@ def forward(
     *,
     device: int = 0,
     activations: Literal[False] = False,
+    leaky_relu_slope: float = 0.01,
 ) -> _Float: ...
 @overload
 def forward(
@@ -30,6 +31,7 @@ def forward(
     *,
     device: int = 0,
     activations: Literal[True],
+    leaky_relu_slope: float = 0.01,
 ) -> list[_Float]: ...
 def backward(
     X: _Float,
@@ -46,6 +48,7 @@ def backward(
     *,
     device: int = 0,
     internals: bool = False,
+    leaky_relu_slope: float = 0.01,
 ) -> Any: ...
 
 class Trainer:
@@ -73,6 +76,7 @@ class Trainer:
         epsilon: float,
         t: int,
         device: int = 0,
+        leaky_relu_slope: float = 0.01,
         batch_split: Literal["auto", "always", "never"] = "auto",
     ) -> None: ...
     def run(

@@ -40,6 +40,7 @@ def forward(
     *,
     device: int = 0,
     activations: Literal[False] = False,
+    leaky_relu_slope: float = 0.01,
 ) -> _Float: ...
 @overload
 def forward(
@@ -51,6 +52,7 @@ def forward(
     *,
     device: int = 0,
     activations: Literal[True],
+    leaky_relu_slope: float = 0.01,
 ) -> list[_Float]: ...
 @overload
 def backward(
@@ -68,6 +70,7 @@ def backward(
     *,
     device: int = 0,
     internals: Literal[False] = False,
+    leaky_relu_slope: float = 0.01,
 ) -> float: ...
 @overload
 def backward(
@@ -85,6 +88,7 @@ def backward(
     *,
     device: int = 0,
     internals: Literal[True],
+    leaky_relu_slope: float = 0.01,
 ) -> tuple[float, list[_Float], list[_Float]]: ...
 
 class Trainer:
@@ -112,6 +116,7 @@ class Trainer:
         epsilon: float,
         t: int,
         device: int = 0,
+        leaky_relu_slope: float = 0.01,
         fused: bool = True,
     ) -> None: ...
     def run(

@@ -56,6 +56,7 @@ def fit_lbfgs(est, X, y, sample_weight, backend):
         activation=est.activation, output_activation=est.out_activation_,
         loss=est._core_loss_name(), alpha=est.alpha, solver="lbfgs", batch_size=max(X.shape[0], 1),
         learning_rate=0.0, momentum=0.0, nesterov=False, beta_1=0.0, beta_2=0.0, epsilon=1.0, t=0,
+        leaky_relu_slope=est.leaky_relu_slope,
     )  # fmt: skip
 
     def loss_and_grad(packed):

@@ -14,8 +14,8 @@ from sklearn.utils import check_random_state
 from fastmlp import _arrays, _cuda, _sparse
 from fastmlp._backend import backend_for
 
-_HIDDEN = ("identity", "logistic", "tanh", "relu", "step")
-_OUTPUT = _HIDDEN + ("softmax", "exp")
+_OUTPUT = ("identity", "logistic", "tanh", "relu", "step", "softmax", "exp")
+_HIDDEN = (*_OUTPUT[:5], "leaky_relu", "gelu", "silu")  # the last three: hidden layers only
 _LOSSES = ("squared_error", "log_loss", "poisson")
 # The output activations that each loss accepts.
 _OUTPUTS_OF_LOSS = {
@@ -49,10 +49,12 @@ class MLP:
     ----------
     layer_sizes : sequence of int, length >= 2
         Units per layer: ``(n_features, hidden..., n_outputs)``.
-    activation : {"identity", "logistic", "tanh", "relu", "step"}, default="relu"
-        Activation of the hidden layers.
+    activation : {"identity", "logistic", "tanh", "relu", "step", "leaky_relu", "gelu", \
+"silu"}, default="relu"
+        Activation of the hidden layers ("leaky_relu", "gelu" and "silu": hidden layers only,
+        and the CPU only for now).
     output_activation : str, default="identity"
-        One of those, "softmax" or "exp", accepted by ``loss``.
+        One of the first five, "softmax" or "exp", accepted by ``loss``.
     loss : {"squared_error", "log_loss", "poisson"}, default="squared_error"
     dtype : {"float32", "float64"}, default="float64"
     random_state : None, int or numpy.random.RandomState, default=None
@@ -64,6 +66,8 @@ class MLP:
         NumPy arrays on the host; each call uploads them with X and downloads the result.
         "cuda" needs fastmlp built with CUDA and a CUDA device: checked here and at each call,
         with a RuntimeError that says which is missing.
+    leaky_relu_slope : float, default=0.01
+        The slope of "leaky_relu" below zero (positive); unused by the other activations.
 
     Examples
     --------
@@ -83,6 +87,7 @@ class MLP:
         random_state=None,
         alpha=0.0,
         device="cpu",
+        leaky_relu_slope=0.01,
     ):
         if (
             isinstance(layer_sizes, str)
@@ -109,6 +114,10 @@ class MLP:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if not _finite_real(alpha) or alpha < 0:
             raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        if not _finite_real(leaky_relu_slope) or leaky_relu_slope <= 0:
+            raise ValueError(
+                f"leaky_relu_slope must be a finite number > 0, got {leaky_relu_slope!r}"
+            )
         try:
             rng = check_random_state(random_state)
         except ValueError as exc:
@@ -122,6 +131,7 @@ class MLP:
         self.output_activation = output_activation
         self.loss = loss
         self.alpha = float(alpha)
+        self.leaky_relu_slope = float(leaky_relu_slope)
         self.random_state = random_state
         self.device = device
 
@@ -241,8 +251,9 @@ class MLP:
         """
         backend = backend_for(self.device)
         return backend.forward(
-            self._input(X), self._coefs, self._intercepts, self.activation, self.output_activation
-        )
+            self._input(X), self._coefs, self._intercepts, self.activation,
+            self.output_activation, leaky_relu_slope=self.leaky_relu_slope,
+        )  # fmt: skip
 
     def backward(self, X, Y, sample_weight=None):
         """Compute the loss and its gradients by backpropagation.
@@ -278,6 +289,7 @@ class MLP:
             self.output_activation,
             self.loss,
             self.alpha,
+            leaky_relu_slope=self.leaky_relu_slope,
         )
         return float(loss), coef_grads, intercept_grads
 

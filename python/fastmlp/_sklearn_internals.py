@@ -24,6 +24,7 @@ class SklearnInternalsMixin:
     activation: str
     out_activation_: str
     alpha: float
+    leaky_relu_slope: float
     device: str
     _model_dtype: Callable[[], type]
     _core_loss_name: Callable[[], str]
@@ -52,8 +53,9 @@ class SklearnInternalsMixin:
         backend, dtype, coefs, intercepts = self._network_arrays()
         X = dense(activations[0], dtype)
         layers = backend.forward(
-            X, coefs, intercepts, self.activation, self.out_activation_, activations=True
-        )
+            X, coefs, intercepts, self.activation, self.out_activation_, activations=True,
+            leaky_relu_slope=self.leaky_relu_slope,
+        )  # fmt: skip
         for i, z in enumerate(layers):
             activations[i + 1] = z
         return activations
@@ -91,6 +93,7 @@ class SklearnInternalsMixin:
         loss, layers, layer_deltas = backend.backward(
             X, Y, sample_weight, coefs, intercepts, cgrads, igrads, self.activation,
             self.out_activation_, self._core_loss_name(), self.alpha, internals=True,
+            leaky_relu_slope=self.leaky_relu_slope,
         )  # fmt: skip
         for i in range(len(coefs)):
             activations[i + 1] = layers[i]

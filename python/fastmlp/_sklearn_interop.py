@@ -8,8 +8,11 @@ rebuilds the optimizer as the other library's class with the same moments: the c
 estimator predicts the same and, with ``partial_fit`` or a warm-started ``fit``, goes on
 training from the same state.
 
-fastmlp's one extra parameter, ``device``, has no counterpart: ``to_sklearn`` drops it, and
-``from_sklearn`` gives the default, 'cpu' (the fitted state lives on the host either way).
+fastmlp's extra parameters ``device`` and ``class_weight`` have no counterpart: ``to_sklearn``
+drops them, and ``from_sklearn`` gives the defaults ('cpu', None; the fitted state lives on the
+host either way). ``leaky_relu_slope`` changes the model, but only with ``activation=
+'leaky_relu'``: ``to_sklearn`` drops it for the activations scikit-learn has, and refuses a model
+whose hidden activation scikit-learn cannot compute ('leaky_relu', 'gelu', 'silu').
 
 Two values keep the meaning of the library that computed them: for multi-output squared-error
 regression, fastmlp's ``loss_``, ``loss_curve_`` and ``best_loss_`` are the loss whose gradient
@@ -23,6 +26,9 @@ from sklearn.neural_network import _stochastic_optimizers as sk_optimizers
 
 from fastmlp._optimizers import AdamState, SGDState
 from fastmlp._state import OPTIMIZER, SKLEARN_COUNTERPARTS, TRAINING_ONLY_PARAMS, fitted_attributes
+
+# fastmlp's hidden activations that scikit-learn's MLP lacks.
+FASTMLP_ONLY_ACTIVATIONS = ("leaky_relu", "gelu", "silu")
 
 # fastmlp's optimizer classes and scikit-learn's, both ways.
 _TO_SKLEARN_OPTIMIZER = {
@@ -46,9 +52,23 @@ def to_sklearn(estimator):
         With the same parameters and, if ``estimator`` is fitted, the same fitted attributes,
         including the optimizer's state as scikit-learn's own optimizer class, so that its
         ``partial_fit`` continues where fastmlp's would.
+
+    Raises
+    ------
+    ValueError
+        If the hidden activation is one scikit-learn's MLP does not have ('leaky_relu',
+        'gelu', 'silu'): export such a model with :func:`fastmlp.onnx.to_onnx` instead.
     """
     target = _target_class(estimator, SKLEARN_COUNTERPARTS)
-    result = _convert(estimator, target, _TO_SKLEARN_OPTIMIZER, TRAINING_ONLY_PARAMS)
+    if estimator.activation in FASTMLP_ONLY_ACTIVATIONS:
+        raise ValueError(
+            f"activation={estimator.activation!r} has no counterpart in scikit-learn's "
+            f"{target.__name__} (which takes 'identity', 'logistic', 'tanh' or 'relu'): "
+            "this model cannot be converted; fastmlp.onnx.to_onnx exports it"
+        )
+    # leaky_relu_slope is unused by every activation scikit-learn has.
+    dropped = (*TRAINING_ONLY_PARAMS, "leaky_relu_slope")
+    result = _convert(estimator, target, _TO_SKLEARN_OPTIMIZER, dropped)
     if hasattr(result, "coefs_") and result.solver == "lbfgs":
         # scikit-learn's L-BFGS bookkeeping, which fastmlp's state has no use for.
         result._coef_indptr, result._intercept_indptr = _lbfgs_index(result.coefs_)

@@ -48,6 +48,7 @@ def fit_stochastic(est, X, y, sample_weight, incremental, backend, validation_se
         output_activation=est.out_activation_,
         loss=est._core_loss_name(),
         alpha=est.alpha,
+        leaky_relu_slope=est.leaky_relu_slope,
     )
     # On a GPU, the host's coefs_, intercepts_ and moments are stale until to_host().
     epochs = EpochRunner(

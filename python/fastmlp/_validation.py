@@ -117,7 +117,17 @@ def validation_loss(est, backend, validation):
     Y = validation.Y.reshape(validation.X.shape[0], -1)  # (X may be sparse)
     return float(
         backend.backward(
-            validation.X, Y, validation.w, coefs, intercepts, coef_grads, intercept_grads,
-            est.activation, est.out_activation_, est._core_loss_name(), est.alpha,
+            validation.X,
+            Y,
+            validation.w,
+            coefs,
+            intercepts,
+            coef_grads,
+            intercept_grads,
+            est.activation,
+            est.out_activation_,
+            est._core_loss_name(),
+            est.alpha,
+            leaky_relu_slope=est.leaky_relu_slope,
         )  # fmt: skip
     )

@@ -12,6 +12,13 @@ without Python. :func:`to_onnx` does that conversion and covers what skl2onnx al
   exponential output (skl2onnx has no converter for it). Single-output regressors return
   shape ``(n_samples, 1)``, as skl2onnx does.
 - A :class:`~sklearn.pipeline.Pipeline` whose steps include fastmlp estimators converts too.
+- fastmlp's own hidden activations, which scikit-learn (and so ``to_sklearn()``) lacks, are
+  built here: the model is converted as a relu network and each hidden ``Relu`` node is then
+  replaced by ``LeakyRelu(alpha=leaky_relu_slope)`` (leaky_relu), ``x * 0.5 * (1 + Erf(x /
+  sqrt 2))`` (gelu, the exact form) or ``x * Sigmoid(x)`` (silu). Such an estimator converts
+  alone, not inside a Pipeline. In a float64 graph leaky_relu is ``Where(x > 0, x, slope * x)``
+  and gelu's Erf runs in float32 (onnxruntime has neither op in double), so a float64 gelu
+  graph agrees with the model to about 1e-7, not to float64 rounding.
 
 It needs the optional packages skl2onnx and onnx (``pip install "fastmlp[onnx]"``), imported
 only when :func:`to_onnx` runs; onnxruntime is needed only to run the result.
@@ -22,6 +29,8 @@ import copy
 import numpy as np
 
 _INSTALL_HINT = 'fastmlp.onnx needs skl2onnx and onnx: pip install "fastmlp[onnx]"'
+# fastmlp's hidden activations that scikit-learn lacks: the graph is built here.
+_OWN = ("leaky_relu", "gelu", "silu")
 
 
 def to_onnx(estimator, X_sample, *, target_opset=None):
@@ -86,6 +95,13 @@ def to_onnx(estimator, X_sample, *, target_opset=None):
             f"X_sample must be float32 or float64 (the graph's input type), got {X_sample.dtype}"
         )
 
+    from fastmlp._base import BaseMultilayerPerceptron
+
+    own_activation = None  # (activation, slope) of a fastmlp-only hidden activation
+    if isinstance(estimator, BaseMultilayerPerceptron) and estimator.activation in _OWN:
+        own_activation = (estimator.activation, float(estimator.leaky_relu_slope))
+        estimator = copy.copy(estimator)  # converted as relu; the Relu nodes replaced below
+        estimator.activation = "relu"
     converted, final = _as_sklearn(estimator)
     # The regressor's output, fixed after the conversion (see _fix_regressor_output).
     n_outputs = exp_output = None
@@ -104,6 +120,8 @@ def to_onnx(estimator, X_sample, *, target_opset=None):
         _fix_regressor_output(model, n_outputs, exp_output)
     if isinstance(final, SklearnMLPClassifier) and len(final.classes_) == 1:
         _fix_single_class_probabilities(model)
+    if own_activation is not None:
+        _replace_relu(model, *own_activation, X_sample.dtype)
     onnx.checker.check_model(model)
     return model
 
@@ -117,6 +135,11 @@ def _as_sklearn(estimator):
 
     if isinstance(estimator, BaseMultilayerPerceptron):
         check_is_fitted(estimator, ["coefs_", "intercepts_"])
+        if estimator.activation in _OWN:
+            raise ValueError(
+                f"a fastmlp estimator with activation={estimator.activation!r} converts to ONNX "
+                "alone, not inside a Pipeline: convert the estimator by itself"
+            )
         converted = estimator.to_sklearn()  # a copy: ours to modify
         return converted, converted
     if isinstance(estimator, Pipeline):
@@ -202,7 +225,10 @@ def _fix_single_class_probabilities(model):
     )
     graph.node.append(
         helper.make_node(
-            "Concat", [complement, raw], [output.name], axis=1,
+            "Concat",
+            [complement, raw],
+            [output.name],
+            axis=1,
             name=_unique_name(graph, "fastmlp_Concat"),
         )  # fmt: skip
     )
@@ -221,3 +247,69 @@ def _unique_name(graph, base):
         i += 1
         name = f"{base}_{i}"
     return name
+
+
+def _replace_relu(model, activation, slope, dtype):
+    """Replace every ``Relu`` node (the hidden layers of a relu MLP: its output layer has none)
+    by ``activation``'s own nodes, computing in ``dtype``."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    constants = {}
+
+    def constant(value, base):
+        if base not in constants:
+            name = _unique_name(graph, base)
+            graph.initializer.append(numpy_helper.from_array(np.asarray(value, dtype), name))
+            constants[base] = name
+        return constants[base]
+
+    nodes = []
+    for node in list(graph.node):
+        if node.op_type != "Relu":
+            nodes.append(node)
+            continue
+        x, y = node.input[0], node.output[0]
+
+        def make(op, inputs, output, **attrs):
+            node_name = _unique_name(graph, f"fastmlp_{activation}_{op}")
+            made = helper.make_node(op, inputs, [output], name=node_name, **attrs)
+            nodes.append(made)
+            graph.node.append(made)  # (only so that _unique_name sees the name; reset below)
+            return output
+
+        if activation == "leaky_relu" and dtype == np.float32:
+            # f(x) = x for x > 0, slope * x below
+            make("LeakyRelu", [x], y, alpha=slope)
+        elif activation == "leaky_relu":
+            # The same as Where(x > 0, x, slope * x): onnxruntime has no double LeakyRelu.
+            positive = make(
+                "Greater", [x, constant(0, "fastmlp_zero")], _unique_name(graph, f"{x}_pos")
+            )
+            sloped = make(
+                "Mul", [x, constant(slope, "fastmlp_slope")], _unique_name(graph, f"{x}_sl")
+            )
+            make("Where", [positive, x, sloped], y)
+        elif activation == "gelu":
+            # f(x) = x * 0.5 * (1 + erf(x / sqrt 2))
+            scaled = make("Mul", [x, constant(1 / np.sqrt(2), "fastmlp_inv_sqrt2")],
+                          _unique_name(graph, f"{x}_over_sqrt2"))  # fmt: skip
+            if dtype == np.float32:
+                erf = make("Erf", [scaled], _unique_name(graph, f"{x}_erf"))
+            else:
+                # onnxruntime has no double Erf: erf is taken in float32 (relative error ~1e-7).
+                single = make("Cast", [scaled], _unique_name(graph, f"{x}_f32"), to=1)
+                erf32 = make("Erf", [single], _unique_name(graph, f"{x}_erf32"))
+                erf = make("Cast", [erf32], _unique_name(graph, f"{x}_erf"), to=11)
+            shifted = make(
+                "Add", [erf, constant(1, "fastmlp_one")], _unique_name(graph, f"{x}_1p")
+            )
+            half = make("Mul", [shifted, constant(0.5, "fastmlp_half")],
+                        _unique_name(graph, f"{x}_cdf"))  # fmt: skip
+            make("Mul", [x, half], y)
+        else:
+            # silu: f(x) = x * sigmoid(x)
+            sigmoid = make("Sigmoid", [x], _unique_name(graph, f"{x}_sigmoid"))
+            make("Mul", [x, sigmoid], y)
+    del graph.node[:]
+    graph.node.extend(nodes)

@@ -27,8 +27,10 @@ Conventions
   writes ``w_ji`` (target unit ``j``, source unit ``i``): that matrix is ``W_l.T``.
 * Hidden layers use ``activation``, the last layer ``output_activation``. Derivatives are
   taken from the layer's output ``z``: logistic ``z (1 - z)``, tanh ``1 - z**2``, relu
-  ``[z > 0]``, identity ``1``, exp ``z``. ``step`` (threshold unit: 1 where ``a >= 0``, else
-  0) has no gradient, so networks using it run forward only.
+  ``[z > 0]``, identity ``1``, exp ``z``, leaky_relu ``[z > 0] + slope [z <= 0]``; gelu's and
+  silu's only from the pre-activation ``a`` (neither is monotonic, so ``z`` does not determine
+  ``a``). ``step`` (threshold unit: 1 where ``a >= 0``, else 0) has no gradient, so networks
+  using it run forward only. leaky_relu, gelu and silu are hidden-only.
 * Losses are weighted means over samples (weights ``w_i``, ``S = sum_i w_i``) of a sum over
   outputs ``k`` of:
 
@@ -47,7 +49,7 @@ import math
 import numbers
 
 import numpy as np
-from scipy.special import xlogy
+from scipy.special import erf, xlogy
 from sklearn.utils import check_random_state
 
 from fastmlp._reference_optim import (
@@ -76,8 +78,8 @@ __all__ = [
     "sample_losses",
 ]
 
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "step")
-OUTPUT_ACTIVATIONS = HIDDEN_ACTIVATIONS + ("softmax", "exp")
+OUTPUT_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "step", "softmax", "exp")
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "step", "leaky_relu", "gelu", "silu")
 LOSSES = ("squared_error", "log_loss", "poisson")
 #: The output activations that each loss accepts.
 VALID_OUTPUTS = {
@@ -95,13 +97,22 @@ _MATCHING = {
 }
 
 
-def activate(name, a):
-    """Return ``z = f(a)`` for activation ``name``, one of ``OUTPUT_ACTIVATIONS``.
+def _sigmoid(a):
+    # 1 / (1 + e^-a) = e^a / (1 + e^a), written with e^-|a| so no exponential overflows.
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1, e) / (1 + e)
+
+
+def activate(name, a, slope=0.01):
+    """Return ``z = f(a)`` for activation ``name``, of ``OUTPUT_ACTIVATIONS`` or
+    ``HIDDEN_ACTIVATIONS``.
 
     Parameters
     ----------
     name : str
     a : ndarray of shape (n_samples, n_units)
+    slope : float, default=0.01
+        leaky_relu's slope below zero; the other activations ignore it.
 
     Returns
     -------
@@ -110,13 +121,21 @@ def activate(name, a):
     if name == "identity":
         return a
     if name == "logistic":
-        # 1 / (1 + e^-a) = e^a / (1 + e^a), written with e^-|a| so no exponential overflows.
-        e = np.exp(-np.abs(a))
-        return np.where(a >= 0, 1, e) / (1 + e)
+        return _sigmoid(a)
     if name == "tanh":
         return np.tanh(a)
     if name == "relu":
         return np.maximum(a, 0)
+    if name == "leaky_relu":
+        # f(a) = a for a > 0, slope * a for a <= 0: relu whose negative side still learns.
+        return np.where(a > 0, a, slope * a).astype(a.dtype)
+    if name == "gelu":
+        # Gaussian error linear unit, the exact form: f(a) = a Phi(a), Phi the standard normal
+        # CDF, Phi(a) = 1/2 (1 + erf(a / sqrt 2)): a weighted by how likely a N(0,1) is below it.
+        return (0.5 * a * (1 + erf(a / np.sqrt(2)))).astype(a.dtype)
+    if name == "silu":
+        # Sigmoid linear unit (swish): f(a) = a sigma(a), sigma the logistic function.
+        return (a * _sigmoid(a)).astype(a.dtype)
     if name == "step":
         return (a >= 0).astype(a.dtype)
     if name == "exp":
@@ -128,14 +147,19 @@ def activate(name, a):
     raise ValueError(f"unknown activation {name!r}")
 
 
-def derivative(name, z):
-    """Return ``f'(a)``, computed from the layer's output ``z = f(a)``.
+def derivative(name, z, a=None, slope=0.01):
+    """Return ``f'(a)``, computed from the layer's output ``z = f(a)`` (gelu, silu: from ``a``).
 
     Parameters
     ----------
     name : str
-        "identity", "logistic", "tanh", "relu" or "exp" (not "step" nor "softmax").
+        "identity", "logistic", "tanh", "relu", "exp", "leaky_relu", "gelu" or "silu" (not
+        "step" nor "softmax").
     z : ndarray of shape (n_samples, n_units)
+    a : ndarray of shape (n_samples, n_units), default=None
+        The pre-activations; needed by gelu and silu only.
+    slope : float, default=0.01
+        leaky_relu's slope below zero.
 
     Returns
     -------
@@ -151,6 +175,20 @@ def derivative(name, z):
         return (z > 0).astype(z.dtype)
     if name == "exp":
         return z
+    if name == "leaky_relu":
+        # f'(a) = 1 for a > 0, slope below; slope > 0, so z > 0 exactly where a > 0.
+        return np.where(z > 0, 1, slope).astype(z.dtype)
+    if name == "gelu":
+        # f(a) = a Phi(a)  =>  f'(a) = Phi(a) + a phi(a), phi(a) = e^(-a^2/2) / sqrt(2 pi) the
+        # standard normal density (the product rule, with Phi' = phi).
+        cdf = 0.5 * (1 + erf(a / np.sqrt(2)))
+        pdf = np.exp(-0.5 * a**2) / np.sqrt(2 * np.pi)
+        return (cdf + a * pdf).astype(z.dtype)
+    if name == "silu":
+        # f(a) = a s, s = sigma(a), sigma' = s (1 - s)  =>  f'(a) = s + a s (1 - s)
+        #                                                        = s (1 + a (1 - s)).
+        s_ = _sigmoid(a)
+        return (s_ * (1 + a * (1 - s_))).astype(z.dtype)
     raise ValueError(f"no elementwise derivative for activation {name!r}")
 
 
@@ -208,6 +246,8 @@ class MLP:
         Seeds the initial weights, as in scikit-learn.
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights.
+    leaky_relu_slope : float, default=0.01
+        The slope of "leaky_relu" below zero (positive); unused by the other activations.
     """
 
     def __init__(
@@ -219,6 +259,7 @@ class MLP:
         dtype="float64",
         random_state=None,
         alpha=0.0,
+        leaky_relu_slope=0.01,
     ):
         if (
             isinstance(layer_sizes, str)
@@ -248,6 +289,11 @@ class MLP:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if not _is_finite_real(alpha) or alpha < 0:
             raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        if not _is_finite_real(leaky_relu_slope) or leaky_relu_slope <= 0:
+            raise ValueError(
+                f"leaky_relu_slope must be a finite number > 0, got {leaky_relu_slope!r}"
+            )
+        self.leaky_relu_slope = float(leaky_relu_slope)
         self.layer_sizes = tuple(int(n) for n in layer_sizes)
         self.activation = activation
         self.output_activation = output_activation
@@ -348,12 +394,15 @@ class MLP:
                 "everywhere): a network with step units runs forward only"
             )
 
-    def _forward_pass(self, X):
-        """Return ``[z_0 = X, z_1, ..., z_L = h]``, each of shape (n_samples, n_units)."""
+    def _forward_pass(self, X, pre=None):
+        """Return ``[z_0 = X, z_1, ..., z_L = h]``, each of shape (n_samples, n_units); where
+        ``pre`` is a list, append ``a_1, ..., a_L`` to it."""
         Z = [X]
         for W, b, f in zip(self._coefs, self._intercepts, self._activations, strict=True):
             a = Z[-1] @ W + b  # a_l = z_{l-1} @ W_l + b_l
-            Z.append(activate(f, a))  # z_l = f_l(a_l)
+            if pre is not None:
+                pre.append(a)
+            Z.append(activate(f, a, self.leaky_relu_slope))  # z_l = f_l(a_l)
         return Z
 
     def forward(self, X):
@@ -392,7 +441,8 @@ class MLP:
         self._check_trainable()
         X, Y, w = self._check_targets(X, Y, sample_weight)
         S = w.sum()
-        Z = self._forward_pass(X)
+        A = [None]  # A[l] = a_l, the pre-activations (gelu's and silu's derivatives need them)
+        Z = self._forward_pass(X, A)
         h, out = Z[-1], self.output_activation
 
         penalty = 0.5 * self.alpha * sum((W**2).sum() for W in self._coefs)
@@ -413,8 +463,11 @@ class MLP:
             # dloss/db_l = sum_i delta_l / S
             intercept_grads[layer - 1] = delta.sum(axis=0) / S
             if layer > 1:
-                # delta_{l-1} = f'(z_{l-1}) * (delta_l @ W_l.T)
-                delta = derivative(self.activation, Z[layer - 1]) * (delta @ W.T)
+                # delta_{l-1} = f'(a_{l-1}) * (delta_l @ W_l.T), f' from z_{l-1} (or a_{l-1})
+                fprime = derivative(
+                    self.activation, Z[layer - 1], A[layer - 1], self.leaky_relu_slope
+                )
+                delta = fprime * (delta @ W.T)
         return float(loss), coef_grads, intercept_grads
 
     def sgd_step(self, X, Y, learning_rate):

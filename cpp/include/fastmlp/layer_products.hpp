@@ -7,6 +7,7 @@
 //   forward:          out   = f(in W + b)                    in (rows, k), W (k, n)
 //   weight gradient:  gW    = in^T delta                     gW (k, n), unnormalized
 //   error to below:   below = f'(a) * (delta W^T)            below (rows, k), f' read from z
+//                                                            (from a for gelu and silu)
 #pragma once
 
 #include "fastmlp/matrix.hpp"
@@ -27,19 +28,23 @@ template <class T>
 Kernel choose_kernel(Index m, Index n, Index k);
 
 // out (rows, n) <- f(in (rows, k) W (k, n) + b (n,)), the bias and f applied while the output
-// is in cache where the kernel can fuse them.
+// is in cache where the kernel can fuse them. slope is leaky_relu's; where pre is not nullptr it
+// receives the pre-activations in W + b (rows, n) before f is applied (the layers whose
+// activation needs_preactivation).
 template <class T>
-void forward_product(Activation f, ConstMatrixMap<T> in, const T* W, const T* b, MatrixMap<T> out);
+void forward_product(Activation f, ConstMatrixMap<T> in, const T* W, const T* b, MatrixMap<T> out,
+                     T slope, T* pre);
 
 // gW (k, n) <- in^T (k, rows) delta (rows, n).
 template <class T>
 void weight_gradient_product(ConstMatrixMap<T> in, ConstMatrixMap<T> delta, MatrixMap<T> gW);
 
-// below (rows, k) <- f'(a) * (delta (rows, n) W^T), f' read from z = f(a) (rows, k), for the
-// hidden activation f. wt_scratch is room for W^T (n, k) or nullptr; the kernel that needs it
+// below (rows, k) <- f'(a) * (delta (rows, n) W^T), f' read from z = f(a) (rows, k), or from
+// the pre-activations pre (rows, k) where f needs_preactivation, for the hidden activation f
+// (slope: leaky_relu's). wt_scratch is room for W^T (n, k) or nullptr; the kernel that needs it
 // writes it there.
 template <class T>
 void error_product(Activation f, ConstMatrixMap<T> delta, const T* W, Index k, ConstMatrixMap<T> z,
-                   T* wt_scratch, MatrixMap<T> below);
+                   T* wt_scratch, MatrixMap<T> below, T slope, const T* pre);
 
 }  // namespace fastmlp

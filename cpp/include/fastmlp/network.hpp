@@ -54,10 +54,15 @@ struct Gradients {
 template <class T>
 class Workspace {
  public:
-  Workspace(const std::vector<std::int64_t>& sizes, Index max_rows);
+  // The spec says which layers keep their pre-activations: the hidden ones, where the hidden
+  // activation needs_preactivation (gelu, silu); only those pay the memory.
+  Workspace(const NetworkSpec& spec, Index max_rows);
   Index max_rows() const { return max_rows_; }
   // z_l for l = 1..L (the output of weight layer l-1), (rows, sizes[l]).
   MatrixMap<T> z(Index l, Index rows) { return {z_[l - 1].data(), rows, sizes_[l]}; }
+  // a_l, the pre-activations of z_l, for l = 1..L, same shapes as z: nullptr where layer l does
+  // not keep them.
+  T* pre(Index l) { return pre_[l - 1].size() ? pre_[l - 1].data() : nullptr; }
   // delta_l for l = 1..L, same shapes as z.
   MatrixMap<T> delta(Index l, Index rows) { return {delta_[l - 1].data(), rows, sizes_[l]}; }
   // Room for W_l^T (sizes[l+1], sizes[l]) for l = 1..L-1, where the layer is narrow enough for
@@ -67,7 +72,7 @@ class Workspace {
  private:
   std::vector<std::int64_t> sizes_;
   Index max_rows_;
-  std::vector<RowMatrix<T>> z_, delta_, wt_;
+  std::vector<RowMatrix<T>> z_, delta_, wt_, pre_;
 };
 
 // Forward pass of X (rows, n_inputs); the output lands in ws.z(L, rows).

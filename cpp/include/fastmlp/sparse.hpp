@@ -58,10 +58,10 @@ struct SparseRows {
 };
 
 // out (rows, n) <- f(in (rows, k) W (k, n) + b (n,)): each output row starts from b and adds
-// v W[j, :] for each stored (j, v) of its input row.
+// v W[j, :] for each stored (j, v) of its input row. slope and pre as the dense overload's.
 template <class T>
 void forward_product(Activation f, const SparseRows<T>& in, const T* W, const T* b,
-                     MatrixMap<T> out);
+                     MatrixMap<T> out, T slope, T* pre);
 
 // gW (k, n) <- in^T (k, rows) delta (rows, n), dense: zeroed, then v delta[i, :] added to row j
 // for each stored (i, j, v), rows in order.

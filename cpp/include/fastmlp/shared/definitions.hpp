@@ -19,7 +19,19 @@
 
 namespace fastmlp {
 
-enum class Activation { identity, logistic, tanh, relu, step, softmax, exp };
+// leaky_relu, gelu and silu are hidden-only (check_spec refuses them as outputs).
+enum class Activation {
+  identity,
+  logistic,
+  tanh,
+  relu,
+  step,
+  softmax,
+  exp,
+  leaky_relu,
+  gelu,
+  silu
+};
 enum class Loss { squared_error, log_loss, poisson };
 // lbfgs: the trainer only computes full-batch losses and gradients (SciPy drives the steps).
 enum class Solver { sgd, adam, lbfgs };
@@ -35,6 +47,9 @@ inline const char* activation_name(Activation activation) {
     case Activation::step: return "step";
     case Activation::softmax: return "softmax";
     case Activation::exp: return "exp";
+    case Activation::leaky_relu: return "leaky_relu";
+    case Activation::gelu: return "gelu";
+    case Activation::silu: return "silu";
   }
   return "?";
 }
@@ -42,11 +57,13 @@ inline const char* activation_name(Activation activation) {
 // Throws std::invalid_argument naming the bad value.
 inline Activation parse_activation(const std::string& name) {
   for (Activation a : {Activation::identity, Activation::logistic, Activation::tanh,
-                       Activation::relu, Activation::step, Activation::softmax, Activation::exp}) {
+                       Activation::relu, Activation::step, Activation::softmax, Activation::exp,
+                       Activation::leaky_relu, Activation::gelu, Activation::silu}) {
     if (name == activation_name(a)) return a;
   }
-  throw std::invalid_argument("unknown activation '" + name +
-                              "': expected identity, logistic, tanh, relu, step, softmax or exp");
+  throw std::invalid_argument(
+      "unknown activation '" + name +
+      "': expected identity, logistic, tanh, relu, step, softmax, exp, leaky_relu, gelu or silu");
 }
 
 inline const char* loss_name(Loss loss) {
@@ -81,6 +98,18 @@ FASTMLP_HOST_DEVICE inline bool has_elementwise_derivative(Activation activation
   return activation != Activation::step && activation != Activation::softmax;
 }
 
+// True where the derivative cannot be read from the layer's output z = f(a) alone: gelu and
+// silu are not monotonic, so the backward pass needs the pre-activations a themselves.
+FASTMLP_HOST_DEVICE inline bool needs_preactivation(Activation activation) {
+  return activation == Activation::gelu || activation == Activation::silu;
+}
+
+// True for the activations that only hidden layers take.
+FASTMLP_HOST_DEVICE inline bool is_hidden_only(Activation activation) {
+  return activation == Activation::leaky_relu || activation == Activation::gelu ||
+         activation == Activation::silu;
+}
+
 // True where the output's local error is h - y alone: the pair's f'(a) cancels.
 FASTMLP_HOST_DEVICE inline bool is_matching_pair(Activation output, Loss loss) {
   switch (loss) {
@@ -94,6 +123,10 @@ FASTMLP_HOST_DEVICE inline bool is_matching_pair(Activation output, Loss loss) {
 // Throws std::invalid_argument unless the output activation can be trained with this loss
 // (step outputs pass: they run forward only, and training them is refused by check_trainable).
 inline void check_output_loss_pair(Activation output, Loss loss) {
+  if (is_hidden_only(output)) {
+    throw std::invalid_argument(std::string("'") + activation_name(output) +
+                                "' is a hidden activation: it cannot be the output activation");
+  }
   if (output == Activation::step) return;
   const bool ok = (loss == Loss::squared_error && output != Activation::softmax) ||
                   is_matching_pair(output, loss);
@@ -116,6 +149,7 @@ struct NetworkSpec {
   Activation hidden = Activation::relu;
   Activation output = Activation::identity;
   Loss loss = Loss::squared_error;
+  double leaky_relu_slope = 0.01;  // f(a) = a for a > 0, slope * a below (leaky_relu only)
 
   std::int64_t n_layers() const { return std::int64_t(sizes.size()) - 1; }
   std::int64_t n_inputs() const { return sizes.front(); }
@@ -143,7 +177,8 @@ inline double count_weights(const std::vector<std::int64_t>& sizes) {
 }
 
 // Throws std::invalid_argument when the spec is unusable: fewer than two sizes, a size below 1,
-// an output-only activation in a hidden layer, or an output the loss cannot train.
+// an output-only activation in a hidden layer, an output the loss cannot train, or a leaky_relu
+// slope that is not positive and finite.
 inline void check_spec(const NetworkSpec& spec) {
   if (spec.sizes.size() < 2) {
     throw std::invalid_argument("a network needs at least two layer sizes (input and output)");
@@ -157,7 +192,11 @@ inline void check_spec(const NetworkSpec& spec) {
   if (spec.hidden == Activation::softmax || spec.hidden == Activation::exp) {
     throw std::invalid_argument(std::string("'") + activation_name(spec.hidden) +
                                 "' is an output activation: hidden layers take identity, "
-                                "logistic, tanh, relu or step");
+                                "logistic, tanh, relu, step, leaky_relu, gelu or silu");
+  }
+  if (!(spec.leaky_relu_slope > 0.0) || !std::isfinite(spec.leaky_relu_slope)) {
+    throw std::invalid_argument("leaky_relu_slope must be positive and finite, got " +
+                                std::to_string(spec.leaky_relu_slope));
   }
   check_output_loss_pair(spec.output, spec.loss);
 }
