@@ -53,7 +53,8 @@ def dense_of(X):
 
 def random_net(sizes, dtype, seed=0):
     rng = np.random.RandomState(seed)
-    coefs = [aligned_copy(rng.uniform(-0.5, 0.5, (a, b)), dtype) for a, b in zip(sizes, sizes[1:])]
+    shapes = list(zip(sizes[:-1], sizes[1:], strict=True))
+    coefs = [aligned_copy(rng.uniform(-0.5, 0.5, shape), dtype) for shape in shapes]
     intercepts = [aligned_copy(rng.uniform(-0.5, 0.5, b), dtype) for b in sizes[1:]]
     return coefs, intercepts
 
@@ -107,7 +108,11 @@ def test_trainer_runs_as_on_dense_data(solver, split, index_dtype):
         coefs, intercepts = random_net([60, 16, 2], np.float64)
         params = coefs + intercepts
         first = [aligned_copy(np.zeros_like(p), np.float64) for p in params]
-        second = [aligned_copy(np.zeros_like(p), np.float64) for p in params] if solver == "adam" else []
+        second = (
+            [aligned_copy(np.zeros_like(p), np.float64) for p in params]
+            if solver == "adam"
+            else []
+        )
         trainer = _backend.backend_for("cpu").module.Trainer(
             _sparse.core_input(x), Y, w, coefs, intercepts, first, second,
             activation="relu", output_activation="identity", loss="squared_error", alpha=0.01,
@@ -243,7 +248,9 @@ def test_user_matrix_is_not_modified_and_dense_predict_agrees():
         model.fit(X, y)
     for a, b in zip(before, (X.data, X.row, X.col), strict=True):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(model.predict_proba(X), model.predict_proba(X.toarray()), atol=1e-12)
+    np.testing.assert_allclose(
+        model.predict_proba(X), model.predict_proba(X.toarray()), atol=1e-12
+    )
 
 
 def test_text_sized_feature_space_is_never_densified():
