@@ -192,3 +192,16 @@ def test_pickled_objects_in_the_archive_are_never_loaded(tmp_path):
 def test_a_missing_file_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         fastmlp.load(tmp_path / "nothing.npz")
+
+
+def test_a_pickle_from_before_the_new_parameters_loads_with_their_defaults():
+    """An estimator pickled by an earlier fastmlp has no class_weight or leaky_relu_slope: it
+    unpickles with their defaults and predicts as before."""
+    model = fitted("multiclass")
+    state = dict(model.__getstate__())  # a copy: the model keeps its own
+    for name in ("class_weight", "leaky_relu_slope"):
+        state.pop(name, None)
+    old = MLPClassifier.__new__(MLPClassifier)
+    old.__setstate__(state)
+    assert old.leaky_relu_slope == 0.01 and old.class_weight is None
+    np.testing.assert_array_equal(old.predict_proba(X), model.predict_proba(X))

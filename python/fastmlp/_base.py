@@ -9,6 +9,7 @@ follows scikit-learn's ``sklearn/neural_network`` so that the same data, paramet
 ``random_state`` give the same model.
 """
 
+import inspect
 from abc import ABC, abstractmethod
 from numbers import Integral, Real
 
@@ -123,6 +124,15 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         self.max_fun = max_fun
         self.device = device
         self.leaky_relu_slope = leaky_relu_slope
+
+    def __setstate__(self, state):
+        # A pickle from before a parameter existed (class_weight, leaky_relu_slope) lacks it:
+        # it gets the default, which is what that older estimator computed with.
+        super().__setstate__(state)
+        defaults = inspect.signature(type(self).__init__).parameters
+        for name in self._get_param_names():
+            if name not in self.__dict__ and defaults[name].default is not inspect.Parameter.empty:
+                setattr(self, name, defaults[name].default)
 
     # --- what subclasses provide -------------------------------------------------------------
 
