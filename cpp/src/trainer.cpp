@@ -1,3 +1,6 @@
+// The CPU trainer (trainer.hpp). About 420 lines, past the project's 400: the threads' share of a
+// minibatch, its reduction and update, and L-BFGS's blocked full-batch pass belong together, as
+// they share the thread slots and the parameter layout.
 #include "fastmlp/trainer.hpp"
 
 #include <algorithm>

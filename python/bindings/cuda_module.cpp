@@ -7,7 +7,7 @@
 // argument errors read the same with or without a GPU and on either device; then a missing GPU
 // raises RuntimeError("fastmlp CUDA: no usable GPU: ..."). The GIL is released while the device
 // computes.
-// (About 480 lines, past the project's 400: every argument check of the interface comes before
+// (About 500 lines, past the project's 400: every argument check of the interface comes before
 // the device is touched, written out per entry point so that each reads as a whole.)
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>

@@ -1,4 +1,8 @@
-"""MLPClassifier: scikit-learn's multilayer-perceptron classifier on fastmlp's core."""
+"""MLPClassifier: scikit-learn's multilayer-perceptron classifier on fastmlp's core.
+
+(About 470 lines, past the project's 400: the numpydoc of its 29 parameters and its deliberate
+differences from scikit-learn are half of it; the code is the label handling.)
+"""
 
 import numpy as np
 from sklearn import neural_network
