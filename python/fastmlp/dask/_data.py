@@ -10,6 +10,7 @@ dropped; workers that hold no part get no work.
 """
 
 import math
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -154,7 +155,13 @@ def persist_parts(client, X, y, sample_weight, classifier, poisson=False):
     if meta is None:
         meta = np.empty((0, X.shape[1]), model_dtype(X))
     made = blocks(X, y, sample_weight)
-    lazy = [delayed(_worker.make_part, pure=True)(x, yb, w, part_spec) for _, x, yb, w in made]
+    # Keys of this fit's own: a key shared with an earlier fit's released parts could look
+    # computed to the client while the scheduler is forgetting it.
+    name = f"fastmlp-part-{uuid.uuid4().hex}"
+    lazy = [
+        delayed(_worker.make_part, pure=False)(x, yb, w, part_spec, dask_key_name=(name, i))
+        for i, (_, x, yb, w) in enumerate(made)
+    ]
     parts = client.compute(lazy)
     from distributed import wait
 
@@ -165,7 +172,9 @@ def persist_parts(client, X, y, sample_weight, classifier, poisson=False):
     who_has = client.who_has(parts)
     by_worker = defaultdict(list)
     for i, part in enumerate(parts):
-        holders = sorted(who_has[part.key])
+        holders = sorted(who_has.get(part.key, ()))
+        if not holders:
+            raise RuntimeError(f"fastmlp.dask: no worker holds the partition {part.key}")
         by_worker[holders[0]].append(i)
     groups = sorted((Group(a, idx) for a, idx in by_worker.items()), key=lambda g: g.parts[0])
     return ClusterData(

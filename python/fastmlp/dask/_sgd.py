@@ -150,7 +150,11 @@ def fit_local_sgd(model, session, data_spec, trainer_spec, sgd_settings, scorer)
             steps = client.gather(summaries)
             session.worker_seconds += sum(s[3] for s in steps)
             session.steps += len(steps)
-            accumulated = sum(s[0] for s in steps)
+            # Each group's loss sum over the epoch (its last round's), added in group order.
+            epoch_losses = {}
+            for losses, *_ in steps:
+                epoch_losses.update(losses)
+            accumulated = sum(epoch_losses[g] for g in sorted(epoch_losses))
             optimizer.epoch_done(max(s[2] for s in steps))
 
             model.n_iter_ += 1

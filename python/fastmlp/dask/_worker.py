@@ -302,7 +302,7 @@ class RoundResult:
     (so that the reduction's sum is the weighted average), with loss and step counts."""
 
     arrays: list  # coefs, intercepts, first moments, second moments (flat list)
-    loss_sum: float
+    epoch_losses: dict  # group -> its summed batch losses x lengths, this epoch so far
     rows: int
     t: int
     seconds: float
@@ -355,6 +355,7 @@ class _SGDGroup:
         self.n = len(self.X)
         self.batch_size = batch_size_for(spec.batch_size, self.n)
         self.order = np.arange(self.n, dtype=np.int64)
+        self.epoch_loss = 0.0
         self.shuffle = spec.shuffle
         self.scorer = spec.scorer
         self.classifier = spec.data.binarizer is not None
@@ -409,23 +410,28 @@ class _SGDGroup:
         return X_train, Y_train, w_train
 
     def run(self, incoming, step):
-        if step.new_epoch and self.shuffle:
-            from fastmlp._stochastic import shuffled
+        if step.new_epoch:
+            self.epoch_loss = 0.0
+            if self.shuffle:
+                from fastmlp._stochastic import shuffled
 
-            self.order = shuffled(self.order, self.stream)
+                self.order = shuffled(self.order, self.stream)
         for own, new in zip(self.arrays, incoming, strict=True):
             np.copyto(own, new)
         self.trainer.set_parameters(*self.state)
         start = step.first_batch * self.batch_size
         stop = min(self.n, start + step.n_batches * self.batch_size)
-        loss_sum, t = 0.0, 0
+        t = 0
         if stop > start:
             with core_threads():
-                loss_sum, t = self.trainer.run(self.order[start:stop], step.learning_rate)
+                # The epoch's loss sum goes on in the trainer, as in the local fit's chunks.
+                self.epoch_loss, t = self.trainer.run(
+                    self.order[start:stop], step.learning_rate, self.epoch_loss
+                )
         self.trainer.get_parameters(*self.state)
         share = step.share
         arrays = [a.copy() if share == 1.0 else a * a.dtype.type(share) for a in self.arrays]
-        return arrays, float(loss_sum), stop - start, int(t)
+        return arrays, float(self.epoch_loss), stop - start, int(t)
 
 
 def _sgd_state(fit_id, group, owner):
@@ -453,15 +459,15 @@ def sgd_round(fit_id, group, owner, spec, incoming, step, *parts):
             _REGISTRY[(fit_id, group)] = state
     else:
         state = _sgd_state(fit_id, group, owner)
-    arrays, loss_sum, rows, t = state.run(incoming, step)
-    return RoundResult(arrays, loss_sum, rows, t, time.perf_counter() - began)
+    arrays, epoch_loss, rows, t = state.run(incoming, step)
+    return RoundResult(arrays, {group: epoch_loss}, rows, t, time.perf_counter() - began)
 
 
 def add_rounds(a, b):
     """Tree-reduction step: the sum of two scaled round results (their weighted average)."""
     return RoundResult(
         [x + y for x, y in zip(a.arrays, b.arrays, strict=True)],
-        a.loss_sum + b.loss_sum,
+        {**a.epoch_losses, **b.epoch_losses},
         a.rows + b.rows,
         max(a.t, b.t),
         max(a.seconds, b.seconds),
@@ -470,7 +476,7 @@ def add_rounds(a, b):
 
 def round_summary(result):
     """The scalars of a reduced round (what the client fetches without the arrays)."""
-    return result.loss_sum, result.rows, result.t, result.seconds
+    return result.epoch_losses, result.rows, result.t, result.seconds
 
 
 @dataclass
