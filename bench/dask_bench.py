@@ -3,7 +3,7 @@ its time spent communicating.
 
 Usage: python bench/dask_bench.py [--rows 1000000] [--features 100] [--workers 2]
                                   [--lbfgs-iter 20] [--adam-epochs 2] [--repeats 1]
-                                  [--json PATH]
+                                  [--solvers lbfgs adam] [--sync-period N] [--json PATH]
 
 The data (rows x features, float32, two classes from a noisy linear rule) is generated on a
 ``LocalCluster`` of ``--workers`` single-threaded worker processes and persisted there in 8 blocks
@@ -60,6 +60,10 @@ def main(argv=None):
     parser.add_argument(
         "--repeats", type=int, default=1, help="fits of each kind, alternated; the fastest counts"
     )
+    parser.add_argument("--solvers", nargs="+", default=["lbfgs", "adam"])
+    parser.add_argument(
+        "--sync-period", type=int, default=None, help="adam's sync_period (the default if None)"
+    )
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
 
@@ -86,14 +90,16 @@ def main(argv=None):
             "lbfgs": dict(solver="lbfgs", max_iter=args.lbfgs_iter),
             "adam": dict(solver="adam", max_iter=args.adam_epochs),
         }
-        for name, params in fits.items():
+        cluster_only = {} if args.sync_period is None else {"sync_period": args.sync_period}
+        for name in args.solvers:
+            params = fits[name]
             params = dict(hidden_layer_sizes=(100,), random_state=0, **params)
             local_seconds = cluster_seconds = np.inf
             for _ in range(args.repeats):  # alternated, so that both see the same machine
                 local = fastmlp.MLPClassifier(**params)
                 with threadpool_limits(1, user_api="openmp"):
                     local_seconds = min(local_seconds, _fit_time(local, X_local, y_local))
-                est = DaskMLPClassifier(client=client, **params)
+                est = DaskMLPClassifier(client=client, **params, **cluster_only)
                 seconds = _fit_time(est, X, y)
                 if seconds < cluster_seconds:
                     cluster_seconds, cluster_est = seconds, est
