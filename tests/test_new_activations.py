@@ -6,11 +6,11 @@ import pickle
 
 import numpy as np
 import pytest
+from core_calls import train_epoch
 from numpy.testing import assert_allclose
 
 import fastmlp
 from fastmlp import MLPClassifier, MLPRegressor, _core, reference
-from tests.core_calls import train_epoch
 
 NEW = ("leaky_relu", "gelu", "silu")
 SHAPES = ((4, 5, 2), (3, 7, 6, 2))
@@ -250,7 +250,7 @@ def test_defaults_unchanged_and_to_sklearn():
 
 @pytest.mark.parametrize("activation", NEW)
 def test_gpu_refuses_the_new_activations(activation):
-    from tests.fake_cuda_core import FakeCudaCore
+    from fake_cuda_core import FakeCudaCore
 
     net = fastmlp.MLP((3, 4, 2), activation=activation)
     X = np.zeros((2, 3))
