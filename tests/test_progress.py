@@ -52,3 +52,30 @@ def test_plain_line_without_tqdm(capsys, monkeypatch):
 def test_bad_setting_is_rejected():
     with pytest.raises(TypeError, match="progress_bar must be True or False"):
         fastmlp.set_config(progress_bar="yes")
+
+
+def test_progress_moves_within_an_epoch(capsys, monkeypatch):
+    """Long epochs show samples done, the loss so far and samples/s between their chunks. Here
+    every minibatch is a chunk and every chunk redraws (in a real fit: chunks of about 0.1 s,
+    redrawn at most every 0.5 s)."""
+    import builtins
+
+    from fastmlp import _epochs, _progress
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name.startswith("tqdm"):
+            raise ImportError("no tqdm here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    monkeypatch.setattr(_epochs, "CHUNK_SECONDS", 0.0)
+    monkeypatch.setattr(_progress, "REDRAW_SECONDS", 0.0)
+    with fastmlp.config_context(progress_bar=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fastmlp.MLPClassifier((4,), max_iter=2, batch_size=20, random_state=0).fit(X, y)
+    err = capsys.readouterr().err
+    # 60 samples in batches of 20: the first epoch is drawn after 20 and after 40 samples.
+    assert "epoch 1/2  20/60 samples  loss" in err and "epoch 1/2  40/60 samples" in err
+    assert "epoch 2/2  40/60 samples" in err and "epoch 2/2  loss" in err
