@@ -14,6 +14,9 @@ was lost.
 
 Threads: a worker gives the core as many OpenMP threads as it has task threads
 (``distributed`` sets ``OMP_NUM_THREADS=1`` in its worker processes).
+
+(About 630 lines, past the project's 400: it is everything that runs on a worker, which must be
+importable there as one unit; splitting it by solver is the next step.)
 """
 
 import contextlib
