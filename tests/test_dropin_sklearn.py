@@ -17,7 +17,7 @@ import sklearn
 
 SKLEARN_IMPORT = "from sklearn.neural_network import MLPClassifier, MLPRegressor\n"
 FASTMLP_IMPORT = "from fastmlp import MLPClassifier, MLPRegressor\n"
-CONFTEST = '''\
+CONFTEST = """\
 import os
 
 import pytest
@@ -36,7 +36,7 @@ def _seeds():
 @pytest.fixture(params=_seeds())
 def global_random_seed(request):
     return request.param
-'''
+"""
 
 
 def _sklearn_test_module():
