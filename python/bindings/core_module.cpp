@@ -17,11 +17,13 @@
 #include <vector>
 
 #include "array_checks.hpp"
+#include "bf16_bindings.hpp"
 #include "fastmlp/network.hpp"
 #include "fastmlp/optimizer.hpp"
 #include "fastmlp/parallel.hpp"
 #include "fastmlp/trainer.hpp"
 #include "network_args.hpp"
+#include "packed_gemm_bindings.hpp"
 #include "sparse_args.hpp"
 
 namespace py = pybind11;
@@ -405,6 +407,9 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
            py::arg("intercepts"), py::arg("first"), py::arg("second"))
       .def_property_readonly("n_samples", &TrainerHandle::n_samples)
       .def_property_readonly("t", &TrainerHandle::t);
+
+  add_packed_gemm_bindings(m);
+  add_bf16_bindings(m);
 
   m.def("build_info", []() {
     py::dict info;

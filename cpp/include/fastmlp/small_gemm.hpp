@@ -15,6 +15,7 @@
 // (baseline, AVX2, AVX-512) gets its own.
 #pragma once
 
+#include "fastmlp/gemm_operands.hpp"
 #include "fastmlp/matrix.hpp"
 
 namespace fastmlp {
@@ -22,14 +23,6 @@ namespace fastmlp {
 // What the kernel does to each output before storing it: nothing, relu, or keep it only where
 // the gate (an array of C's layout, e.g. a relu layer's output) is positive: relu's derivative.
 enum class GemmEpilogue { none, relu, relu_gate };
-
-// A strided view of the left operand: element (i, p) is data[i * row_stride + p * col_stride].
-template <class T>
-struct StridedOperand {
-  const T* data;
-  Index row_stride;
-  Index col_stride;
-};
 
 // C (m, n), rows ldc apart, <- epilogue(A (m, k) B (k, n) + bias), where B's rows are ldb apart,
 // bias is (n,) or nullptr and gate (m, n) (rows ldc apart) is read by relu_gate only. C must
