@@ -1,6 +1,6 @@
 """Run the side-by-side benchmark (same as ``python -m fastmlp bench``).
 
-Usage: python bench/run.py [--workloads small mnist wide] [--repeats 3] [--out bench/results]
+Usage: python bench/run.py [--workloads small mnist wide] [--repeats 5] [--out bench/results]
 """
 
 import sys

@@ -99,7 +99,8 @@ def _save_loss_curve(model, path):
 
 
 def _bench(args):
-    """Train fastmlp, scikit-learn and PyTorch side by side; print and save the table."""
+    """Train and predict with fastmlp (fp32, bf16), scikit-learn and PyTorch (fp32, bf16
+    autocast) side by side, interleaved; print and save the table."""
     from fastmlp._bench import run
 
     run(args.workloads, repeats=args.repeats, out_dir=args.out)
@@ -343,7 +344,12 @@ def main(argv=None):
         help="sparse: 20,000 x 100,000 CSR input, fastmlp against scikit-learn only, each in "
         "its own process (heavy: minutes)",
     )
-    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="interleaved runs per engine; medians and ranges are taken over them (default 5)",
+    )
     bench.add_argument("--out", default=None, help="folder for results.json and results.png")
     bench.set_defaults(run=_bench)
     bench_gpu = commands.add_parser("bench-gpu", help=_bench_gpu.__doc__)

@@ -1,12 +1,24 @@
-"""Side-by-side training benchmark: fastmlp, scikit-learn's MLPClassifier and PyTorch.
+"""Side-by-side benchmark: fastmlp (fp32, bf16), scikit-learn's MLPClassifier and PyTorch
+(fp32, bf16 autocast), training and prediction.
 
-Every engine trains the same network on the same float32 data in this one process, one after
-the other: softmax cross-entropy, relu hidden layers, minibatch SGD with learning rate 0.01 and
-momentum 0.9 (no Nesterov), alpha 0, one shuffled epoch. Each measurement is repeated and the
-median kept. The machine's float32 GEMM peak (a 2048^3 NumPy matmul, timed in the same run)
-turns samples/s into a share of the hardware: a training step costs 6 FLOP per weight per sample
-(2 forward, 2 for the weight gradient, 2 to pass the error down), less the 2 per first-layer
-weight that no engine spends (nothing is below the input layer).
+Every engine trains the same network on the same float32 data in this one process: softmax
+cross-entropy, relu hidden layers, minibatch SGD with learning rate 0.01 and momentum 0.9 (no
+Nesterov), alpha 0, one shuffled epoch, then ``predict_proba`` on the training rows. After one
+warm-up each (which also measures the fit's peak memory), the engines take turns: in each of
+the ``repeats`` runs every engine fits and predicts once, in an order that alternates from run
+to run, so that a machine's slow minute falls on all of them. Reported: the median and the
+range (min-max) over the runs, and the ratios fastmlp/peer taken run by run (the engines of one
+run met the same machine).
+
+The GEMM peaks (2048^3 products timed in the same run: NumPy's and PyTorch's in fp32,
+PyTorch's in bf16) turn samples/s into a share of the hardware, fp32 engines against the faster
+fp32 peak, bf16 engines against the bf16 one: a training step costs 6 FLOP per weight per
+sample (2 forward, 2 for the weight gradient, 2 to pass the error down), less the 2 per
+first-layer weight that no engine spends (nothing is below the input layer).
+
+fastmlp's bf16 engine runs where ``fastmlp.build_info()["bf16"]`` names a kernel; the table
+says which. ``FASTMLP_BF16_KERNEL=amx`` or ``avx512_bf16`` forces one, so that a CPU with AMX
+can measure both kernels in two runs of the benchmark.
 """
 
 import functools
@@ -46,7 +58,7 @@ def training_flops_per_sample(workload):
 
 
 def gemm_peak_gflops(size=2048, repeats=5):
-    """Best float32 GFLOP/s of a size^3 NumPy matmul."""
+    """Best float32 GFLOP/s of a size^3 NumPy matmul (NumPy's BLAS)."""
     a = np.random.RandomState(0).standard_normal((size, size)).astype(np.float32)
     b = a.copy()
     a @ b  # warm up the BLAS threads
@@ -66,9 +78,9 @@ def _cpu_name():
     return platform.processor() or platform.machine()
 
 
-def _timed(fn):
+def _timed(fn, *args):
     start = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - start
 
 
@@ -116,9 +128,16 @@ def benchmark_classifier(workload, **params):
 
 class FastmlpEngine:
     name = "fastmlp"
+    precision = "fp32"
+    params: dict = {}
+
+    @classmethod
+    def unavailable(cls):
+        """Why this engine cannot run here, or None."""
+        return None
 
     def __init__(self, workload):
-        self.model = benchmark_classifier(workload)
+        self.model = benchmark_classifier(workload, **self.params)
 
     def fit(self, X, y):
         self.model.fit(X, y)
@@ -127,12 +146,42 @@ class FastmlpEngine:
         return self.model.predict_proba(X)
 
 
+class FastmlpBf16Engine(FastmlpEngine):
+    name = "fastmlp-bf16"
+    precision = "bf16"
+    params = {"compute_dtype": "bfloat16"}
+
+    @classmethod
+    def unavailable(cls):
+        return bf16_kernel()[1]
+
+
 class SklearnEngine(FastmlpEngine):
     name = "scikit-learn"
 
     def __init__(self, workload):
         # scikit-learn's MLP with the same parameters (less fastmlp's device).
         self.model = FastmlpEngine(workload).model.to_sklearn()
+
+
+def _has_compute_dtype():
+    from fastmlp import MLPClassifier
+
+    return "compute_dtype" in MLPClassifier().get_params()
+
+
+def bf16_kernel():
+    """(the bf16 kernel fastmlp would run, None), or (None, why fastmlp cannot train in bf16)."""
+    import fastmlp
+
+    if not _has_compute_dtype():
+        return None, "this fastmlp has no compute_dtype parameter"
+    bf16 = fastmlp.build_info().get("bf16")
+    if not isinstance(bf16, dict):
+        return None, "fastmlp.build_info() names no bf16 kernel"
+    if not bf16.get("kernel"):
+        return None, bf16.get("reason") or "no bf16 kernel for this CPU"
+    return bf16["kernel"], None
 
 
 def torch_mlp(workload):
@@ -147,57 +196,145 @@ def torch_mlp(workload):
     return torch.nn.Sequential(*layers[:-1])
 
 
-class TorchEngine:
-    name = "pytorch"
+def _engine_classes():
+    from fastmlp._bench_torch import TorchBf16Engine, TorchEngine
 
-    def __init__(self, workload):
-        import torch
-
-        self.torch = torch
-        self.model = torch_mlp(workload)
-        self.batch = workload["batch"]
-
-    def fit(self, X, y):
-        torch = self.torch
-        X, y = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
-        opt = torch.optim.SGD(self.model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        order = torch.randperm(len(X))
-        for start in range(0, len(X), self.batch):
-            idx = order[start : start + self.batch]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(self.model(X[idx]), y[idx]).backward()
-            opt.step()
-
-    def predict(self, X):
-        with self.torch.no_grad():
-            return self.torch.softmax(self.model(self.torch.from_numpy(X)), dim=1).numpy()
+    return [FastmlpEngine, FastmlpBf16Engine, SklearnEngine, TorchEngine, TorchBf16Engine]
 
 
 def available_engines():
-    engines: list[type] = [FastmlpEngine, SklearnEngine]
-    try:
-        import torch
+    """(the engine classes that can run here, {name: why not} for the others)."""
+    engines, skipped = [], {}
+    for engine in _engine_classes():
+        why_not = engine.unavailable()
+        if why_not is None:
+            engines.append(engine)
+        else:
+            skipped[engine.name] = why_not
+    return engines, skipped
 
-        torch.set_num_threads(os.cpu_count() or 1)
-        engines.append(TorchEngine)
-    except ImportError:
-        print("PyTorch is not installed (pip install 'fastmlp[bench]'): its column is left out")
-    return engines
+
+# Ratios taken run by run: fastmlp's engine over the named peers (the faster one in that run).
+RATIOS = {
+    "fastmlp/scikit-learn": ("fastmlp", ("scikit-learn",)),
+    "fastmlp/pytorch": ("fastmlp", ("pytorch",)),
+    "fastmlp/faster fp32 peer": ("fastmlp", ("scikit-learn", "pytorch")),
+    "fastmlp-bf16/pytorch-bf16": ("fastmlp-bf16", ("pytorch-bf16",)),
+    "fastmlp-bf16/fastmlp": ("fastmlp-bf16", ("fastmlp",)),
+}
 
 
-def run(workloads=tuple(WORKLOADS), repeats=3, out_dir=None):
+def _spread(values):
+    return dict(median=statistics.median(values), min=min(values), max=max(values))
+
+
+def measure(engines, workload, X, y, repeats):
+    """Samples/s of every engine's fit and predict in each of ``repeats`` interleaved runs.
+
+    Returns {name: {"train": [...], "predict": [...], "memory_mib": peak MiB of the warm-up}}.
+    """
+    built = [engine_class(workload) for engine_class in engines]
+    runs = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one epoch does not converge
+        for engine in built:
+            memory = peak_memory_mib(functools.partial(engine.fit, X, y))  # and the warm-up
+            engine.predict(X)
+            runs[engine.name] = dict(train=[], predict=[], memory_mib=memory)
+        for r in range(repeats):
+            for engine in built if r % 2 == 0 else built[::-1]:
+                gc.collect()
+                runs[engine.name]["train"].append(len(X) / _timed(engine.fit, X, y))
+                runs[engine.name]["predict"].append(len(X) / _timed(engine.predict, X))
+    return runs
+
+
+def summarize(runs, flops_per_sample, peaks):
+    """Rows per engine (medians, ranges, share of peak, memory) and the run-by-run ratios."""
+    fp32_peak = max(peaks[name] for name in ("numpy_fp32", "pytorch_fp32") if name in peaks)
+    rows = {}
+    for name, run in runs.items():
+        peak = peaks.get("pytorch_bf16") if "bf16" in name else fp32_peak
+        train = _spread(run["train"])
+        gflops = train["median"] * flops_per_sample / 1e9
+        rows[name] = dict(
+            train_samples_per_s=train["median"],
+            train_range=[train["min"], train["max"]],
+            share_of_peak=None if peak is None else gflops / peak,
+            predict_samples_per_s=statistics.median(run["predict"]),
+            predict_range=[min(run["predict"]), max(run["predict"])],
+            fit_peak_memory_mib=run["memory_mib"],
+            runs=dict(train=run["train"], predict=run["predict"]),
+        )
+    ratios: dict = {"train": {}, "predict": {}}
+    for label, (ours, peers) in RATIOS.items():
+        if ours not in runs or any(peer not in runs for peer in peers):
+            continue
+        for what in ratios:
+            per_run = [
+                mine / max(runs[peer][what][i] for peer in peers)
+                for i, mine in enumerate(runs[ours][what])
+            ]
+            ratios[what][label] = _spread(per_run)
+    return rows, ratios
+
+
+HEADER = "{:<9}{:<14}{:>28}{:>8}{:>28}{:>7}".format(
+    "workload", "engine", "train/s (min-max)", "%peak", "predict/s (min-max)", "MiB"
+)
+
+
+def _si(rate):
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if rate >= scale:
+            return f"{rate / scale:.3g}{suffix}"
+    return f"{rate:.3g}"
+
+
+def _print_rows(name, rows, ratios):
+    for engine, r in rows.items():
+        share = "-" if r["share_of_peak"] is None else f"{100 * r['share_of_peak']:.1f}%"
+        mib = "-" if r["fit_peak_memory_mib"] is None else f"{r['fit_peak_memory_mib']:.0f}"
+        train = "{:,.0f} ({}-{})".format(r["train_samples_per_s"], *map(_si, r["train_range"]))
+        predict = "{:,.0f} ({}-{})".format(
+            r["predict_samples_per_s"], *map(_si, r["predict_range"])
+        )
+        print(f"{name:<9}{engine:<14}{train:>28}{share:>8}{predict:>28}{mib:>7}")
+    for what, by_label in ratios.items():
+        text = ", ".join(
+            f"{label} {v['median']:.2f}x ({v['min']:.2f}-{v['max']:.2f})"
+            for label, v in by_label.items()
+        )
+        print(f"{'':9}{what}: {text}")
+
+
+def run(workloads=tuple(WORKLOADS), repeats=5, out_dir=None):
     """Run the benchmark; print the table; write results.json (and a chart) to out_dir."""
-    peak = gemm_peak_gflops()
     import fastmlp
+    from fastmlp._bench_torch import torch_gemm_peaks_gflops
 
+    peaks = {"numpy_fp32": gemm_peak_gflops()}
+    peaks.update({f"pytorch_{p}": v for p, v in torch_gemm_peaks_gflops().items()})
     info = fastmlp.build_info()
     machine = f"{_cpu_name()}, {os.cpu_count()} cores"
-    print(f"machine: {machine}; float32 GEMM peak {peak:.1f} GFLOP/s (NumPy 2048^3)")
+    print(f"machine: {machine}")
+    print("GEMM peaks (2048^3), GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()))
     print(f"fastmlp {info['version']} variant {info['variant']}, {info['max_threads']} threads")
-    results = {"machine": machine, "gemm_peak_gflops": peak, "fastmlp": info, "workloads": {}}
-    engines = available_engines()
-    header = f"{'workload':<9}{'engine':<14}{'train/s':>12}{'%peak':>8}{'predict/s':>12}{'MiB':>8}"
+    kernel, why_not = bf16_kernel()
+    forced = os.environ.get("FASTMLP_BF16_KERNEL")
+    print(
+        f"fastmlp bf16 kernel: {kernel or 'none'}"
+        + (f" (FASTMLP_BF16_KERNEL={forced})" if forced else "")
+        + (f" ({why_not})" if why_not else "")
+    )
+    engines, skipped = available_engines()
+    for name, why in skipped.items():
+        print(f"{name}: unavailable: {why}")
+    if repeats < 5:
+        print(f"{repeats} runs: fewer than the 5 that the targets are measured with")
+    results = dict(machine=machine, gemm_peaks_gflops=peaks, fastmlp=info, repeats=repeats)
+    results.update(bf16_kernel=kernel, bf16_kernel_forced=forced, unavailable=skipped)
+    results["workloads"] = {}
     if "sparse" in workloads:
         # Sparse input, fastmlp against scikit-learn, each in a process of its own.
         from fastmlp._bench_sparse import run_sparse
@@ -205,42 +342,13 @@ def run(workloads=tuple(WORKLOADS), repeats=3, out_dir=None):
         results["workloads"]["sparse"] = run_sparse()
         workloads = [name for name in workloads if name != "sparse"]
     if workloads:
-        print(header)
+        print(HEADER)
     for name in workloads:
         workload = WORKLOADS[name]
         X, y = make_data(workload)
-        flops_per_sample = training_flops_per_sample(workload)
-        rows = {}
-        for engine_class in engines:
-            engine = engine_class(workload)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fit = functools.partial(engine.fit, X, y)
-                memory = peak_memory_mib(fit)  # also the warm-up
-                fit_seconds = statistics.median(_timed(fit) for _ in range(repeats))
-            predict = functools.partial(engine.predict, X)
-            predict_seconds = statistics.median(_timed(predict) for _ in range(repeats))
-            train_rate = len(X) / fit_seconds
-            rows[engine.name] = dict(
-                train_samples_per_s=train_rate,
-                share_of_gemm_peak=train_rate * flops_per_sample / (peak * 1e9),
-                predict_samples_per_s=len(X) / predict_seconds,
-                fit_peak_memory_mib=memory,
-            )
-            r = rows[engine.name]
-            mib = "-" if memory is None else f"{memory:.0f}"
-            print(
-                f"{name:<9}{engine.name:<14}{train_rate:>12,.0f}"
-                f"{100 * r['share_of_gemm_peak']:>7.1f}%{r['predict_samples_per_s']:>12,.0f}"
-                f"{mib:>8}"
-            )
-        base = rows["fastmlp"]["train_samples_per_s"]
-        ratios = {
-            f"fastmlp/{other}": base / rows[other]["train_samples_per_s"]
-            for other in rows
-            if other != "fastmlp"
-        }
-        print("         " + ", ".join(f"{k} = {v:.2f}x" for k, v in ratios.items()))
+        runs = measure(engines, workload, X, y, repeats)
+        rows, ratios = summarize(runs, training_flops_per_sample(workload), peaks)
+        _print_rows(name, rows, ratios)
         results["workloads"][name] = dict(workload, engines=rows, ratios=ratios)
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
@@ -264,17 +372,28 @@ def _chart(results, path):
     if not names:
         return
     engines = list(results["workloads"][names[0]]["engines"])
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (train_ax, predict_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     width = 0.8 / len(engines)
     for i, engine in enumerate(engines):
-        shares = [
-            100 * results["workloads"][n]["engines"][engine]["share_of_gemm_peak"] for n in names
-        ]
-        ax.bar(np.arange(len(names)) + i * width, shares, width, label=engine)
-    ax.set_xticks(np.arange(len(names)) + width * (len(engines) - 1) / 2, names)
-    ax.set_ylabel("training throughput, % of float32 GEMM peak")
-    ax.set_title(f"One SGD epoch, {results['machine']}")
-    ax.legend()
+        rows = [results["workloads"][n]["engines"][engine] for n in names]
+        x = np.arange(len(names)) + i * width
+        # Share of the peak of the engine's precision, its run-to-run range as the error bar.
+        share = np.array([r["share_of_peak"] for r in rows], dtype=float)  # None: nan
+        scale = 100 * share / np.array([r["train_samples_per_s"] for r in rows])
+        low, high = (scale * np.array([r["train_range"][k] for r in rows]) for k in (0, 1))
+        train_ax.bar(x, 100 * share, width, yerr=[100 * share - low, high - 100 * share])
+        rate = np.array([r["predict_samples_per_s"] for r in rows])
+        low, high = (np.array([r["predict_range"][k] for r in rows]) for k in (0, 1))
+        predict_ax.bar(x, rate, width, label=engine, yerr=[rate - low, high - rate])
+    for ax in (train_ax, predict_ax):
+        ax.set_xticks(np.arange(len(names)) + width * (len(engines) - 1) / 2, names)
+    train_ax.set_ylabel("training, % of the GEMM peak of its precision")
+    train_ax.set_title("One SGD epoch (median, min-max)")
+    predict_ax.set_yscale("log")
+    predict_ax.set_ylabel("predict_proba, samples/s")
+    predict_ax.set_title("Prediction (median, min-max)")
+    predict_ax.legend(fontsize="small")
+    fig.suptitle(results["machine"])
     fig.tight_layout()
     save_figure(fig, path, dpi=100)
     plt.close(fig)
