@@ -39,6 +39,8 @@ def test_summary_takes_medians_ranges_and_run_by_run_ratios():
         "pytorch": dict(train=[100.0, 100.0, 100.0], predict=[5.0] * 3, memory_mib=None),
         "fastmlp-bf16": dict(train=[400.0] * 3, predict=[40.0] * 3, memory_mib=1.0),
     }
+    for name, run in runs.items():
+        run["precision"] = "bf16" if name == "fastmlp-bf16" else "fp32"
     peaks = {"numpy_fp32": 1.0, "pytorch_fp32": 2.0}  # GFLOP/s; no bf16 peak
     rows, ratios = _bench.summarize(runs, flops_per_sample=1e6, peaks=peaks)
 
@@ -89,6 +91,8 @@ def test_engines_take_turns_in_alternating_order(tiny, monkeypatch):
 
     def engine(name):
         class Engine:
+            precision = "fp32"
+
             def __init__(self, workload):
                 self.name = name
 

@@ -231,7 +231,8 @@ def _spread(values):
 def measure(engines, workload, X, y, repeats):
     """Samples/s of every engine's fit and predict in each of ``repeats`` interleaved runs.
 
-    Returns {name: {"train": [...], "predict": [...], "memory_mib": peak MiB of the warm-up}}.
+    Returns {name: {"precision": "fp32" or "bf16", "train": [...], "predict": [...],
+    "memory_mib": the warm-up fit's peak memory}}.
     """
     built = [engine_class(workload) for engine_class in engines]
     runs = {}
@@ -240,7 +241,9 @@ def measure(engines, workload, X, y, repeats):
         for engine in built:
             memory = peak_memory_mib(functools.partial(engine.fit, X, y))  # and the warm-up
             engine.predict(X)
-            runs[engine.name] = dict(train=[], predict=[], memory_mib=memory)
+            runs[engine.name] = dict(
+                precision=engine.precision, train=[], predict=[], memory_mib=memory
+            )
         for r in range(repeats):
             for engine in built if r % 2 == 0 else built[::-1]:
                 gc.collect()
@@ -254,7 +257,7 @@ def summarize(runs, flops_per_sample, peaks):
     fp32_peak = max(peaks[name] for name in ("numpy_fp32", "pytorch_fp32") if name in peaks)
     rows = {}
     for name, run in runs.items():
-        peak = peaks.get("pytorch_bf16") if "bf16" in name else fp32_peak
+        peak = peaks.get("pytorch_bf16") if run["precision"] == "bf16" else fp32_peak
         train = _spread(run["train"])
         gflops = train["median"] * flops_per_sample / 1e9
         rows[name] = dict(
