@@ -4,7 +4,9 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
+#include "fastmlp/bf16_layers.hpp"
 #include "fastmlp/layer_products.hpp"
 #include "fastmlp/parallel.hpp"
 #include "fastmlp/small_gemm.hpp"
@@ -64,16 +66,65 @@ double weights_per_row(const Network<T>& net, const SparseRows<T>& X) {
 
 }  // namespace
 
+// The packed bf16 weights of layer l where its products run in bf16, else nullptr.
+template <class T>
+const Bf16Weights* bf16_layer(const Network<T>& net, Index l) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (net.bf16 && net.bf16->has(l)) return net.bf16;
+  }
+  (void)net;
+  (void)l;
+  return nullptr;
+}
+
+// Layer l's three products, each in bf16 where the layer runs in bf16 (dense input only: a
+// sparse first layer keeps its own float products).
+template <class T, class In>
+void layer_forward(const Network<T>& net, Index l, const In& in, MatrixMap<T> out, T* pre) {
+  const T slope = T(net.leaky_relu_slope);
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<In, ConstMatrixMap<T>>) {
+    if (const Bf16Weights* bf16 = bf16_layer(net, l)) {
+      forward_product_bf16(*bf16, l, net.activation_of(l), in, net.intercepts[l], out, slope, pre);
+      return;
+    }
+  }
+  forward_product<T>(net.activation_of(l), in, net.coefs[l], net.intercepts[l], out, slope, pre);
+}
+
+template <class T, class In>
+void layer_weight_gradient(const Network<T>& net, Index l, const In& in,
+                           ConstMatrixMap<T> delta, MatrixMap<T> gW) {
+  if constexpr (std::is_same_v<T, float> && std::is_same_v<In, ConstMatrixMap<T>>) {
+    if (const Bf16Weights* bf16 = bf16_layer(net, l)) {
+      weight_gradient_product_bf16(bf16->kernel(), in, delta, gW);
+      return;
+    }
+  }
+  weight_gradient_product<T>(in, delta, gW);
+}
+
+template <class T>
+void layer_error(const Network<T>& net, Index l, ConstMatrixMap<T> delta, Workspace<T>& ws) {
+  const Index rows = delta.rows();
+  const ConstMatrixMap<T> z(ws.z(l, rows).data(), rows, net.sizes[l]);
+  const T slope = T(net.leaky_relu_slope);
+  if constexpr (std::is_same_v<T, float>) {
+    if (const Bf16Weights* bf16 = bf16_layer(net, l)) {
+      error_product_bf16(*bf16, l, net.hidden, delta, z, ws.delta(l, rows), slope, ws.pre(l));
+      return;
+    }
+  }
+  error_product<T>(net.hidden, delta, net.coefs[l], net.sizes[l], z, ws.transposed_weights(l),
+                   ws.delta(l, rows), slope, ws.pre(l));
+}
+
 template <class T, class In>
 void forward_from(const Network<T>& net, const In& X, Workspace<T>& ws) {
   const Index rows = X.rows();
-  const T slope = T(net.leaky_relu_slope);
-  forward_product<T>(net.activation_of(0), X, net.coefs[0], net.intercepts[0], ws.z(1, rows), slope,
-                     ws.pre(1));
+  layer_forward(net, 0, X, ws.z(1, rows), ws.pre(1));
   for (Index l = 1; l < net.n_layers(); ++l) {
     const ConstMatrixMap<T> in(ws.z(l, rows).data(), rows, net.sizes[l]);
-    forward_product<T>(net.activation_of(l), in, net.coefs[l], net.intercepts[l], ws.z(l + 1, rows),
-                       slope, ws.pre(l + 1));
+    layer_forward(net, l, in, ws.z(l + 1, rows), ws.pre(l + 1));
   }
 }
 
@@ -120,20 +171,15 @@ double backprop_from(const Network<T>& net, const In& X, ConstMatrixMap<T> Y, co
     const ConstMatrixMap<T> delta_in(delta.data(), rows, delta.cols());
     if (l > 0) {
       const ConstMatrixMap<T> below_out(ws.z(l, rows).data(), rows, net.sizes[l]);
-      weight_gradient_product<T>(below_out, delta_in, gW);
+      layer_weight_gradient(net, l, below_out, delta_in, gW);
     } else if (sums.coefs[0]) {
-      weight_gradient_product<T>(X, delta_in, gW);
+      layer_weight_gradient(net, 0, X, delta_in, gW);
     }
     VectorMap<T>(sums.intercepts[l], net.sizes[l + 1]).noalias() =
         delta.colwise().sum().transpose();
-    if (l > 0) {
-      // delta_{l-1} = f'(a_{l-1}) * (delta_l W_l^T), the derivative read from z_{l-1} (from
-      // a_{l-1} for gelu and silu).
-      error_product<T>(
-          net.hidden, ConstMatrixMap<T>(delta.data(), rows, delta.cols()), net.coefs[l],
-          net.sizes[l], ConstMatrixMap<T>(ws.z(l, rows).data(), rows, net.sizes[l]),
-          ws.transposed_weights(l), ws.delta(l, rows), T(net.leaky_relu_slope), ws.pre(l));
-    }
+    // delta_{l-1} = f'(a_{l-1}) * (delta_l W_l^T), the derivative read from z_{l-1} (from
+    // a_{l-1} for gelu and silu).
+    if (l > 0) layer_error(net, l, delta_in, ws);
   }
   return loss_sum;
 }

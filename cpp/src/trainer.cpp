@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
 
 #include "fastmlp/parallel.hpp"
 
@@ -161,16 +162,36 @@ double sq_norm_share(const std::vector<ParamArray<T>>& arrays, Index begin, Inde
   return sq;
 }
 
+// Rounds and packs the bf16 layers' weights: part `part` of `parts` (all of them, on every
+// thread, for one part). Only float networks have bf16 weights to pack.
+template <class T>
+void pack_bf16(Bf16Weights& weights, const Network<T>& net, int part, int parts) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (parts > 1) {
+      weights.pack(net, part, parts);
+    } else {
+      weights.pack_all(net);
+    }
+  }
+}
+
 }  // namespace
 
 template <class T>
 Trainer<T>::Trainer(const NetworkSpec& spec, const OptimizerConfig& config, T alpha,
                     Index batch_size, std::int64_t t, const TrainingData<T>& data,
-                    BatchSplit batch_split)
+                    BatchSplit batch_split, Bf16Kernel bf16)
     : config_(config), alpha_(alpha), t_(t), data_(data) {
   check_spec(spec);
   check_trainable(spec);  // here, not in the minibatch loop: nothing may throw in a parallel region
   static_cast<NetworkSpec&>(net_) = spec;
+  if (bf16 != Bf16Kernel::none) {
+    if (!std::is_same_v<T, float>) {
+      throw std::invalid_argument("bf16 products need a float32 network");
+    }
+    bf16_ = std::make_unique<Bf16Weights>(bf16, spec);
+    if constexpr (std::is_same_v<T, float>) net_.bf16 = bf16_.get();
+  }
   if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
   batch_ = std::max<Index>(1, std::min(batch_size, data.n_samples));
   if (config.solver == Solver::lbfgs) return;  // full batches only: no minibatch workspace
@@ -248,6 +269,8 @@ double Trainer<T>::loss_and_gradient_over(Rows X, const Network<T>& at, const Gr
   const auto Y = [&](Index start, Index n) {
     return ConstMatrixMap<T>(data_.Y + start * net_.n_outputs(), n, net_.n_outputs());
   };
+  // The weights at this point, rounded and packed once for every block's passes.
+  if (bf16_) pack_bf16(*bf16_, at, 0, 1);
   if (!interrupted || rows <= block) {
     ScopedEigenThreads threads(gemm_threads(at, rows));
     if (!full_batch_) full_batch_ = std::make_unique<Workspace<T>>(net_, rows);
@@ -334,6 +357,14 @@ void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n) {
     const Index start = b * batch_;
     const Index rows = std::min(batch_, n - start);
     const std::int64_t* idx = order + start;
+    if (bf16_) {
+      // The weights as the last update left them, rounded and packed for both passes: each
+      // thread packs its share, and all wait for the whole before their forward pass.
+      pack_bf16(*bf16_, net, tid, split);
+#ifdef FASTMLP_WITH_OPENMP
+#pragma omp barrier
+#endif
+    }
     // This thread's block of the batch's rows.
     const Index lo = rows * tid / split, hi = rows * (tid + 1) / split, mine = hi - lo;
     if (!sparse) gather_rows(data_.X, net.n_inputs(), idx + lo, mine, slot.x.data());

@@ -18,6 +18,8 @@
 
 #include "array_checks.hpp"
 #include "bf16_bindings.hpp"
+#include "fastmlp/bf16_gemm.hpp"
+#include "fastmlp/bf16_layers.hpp"
 #include "fastmlp/network.hpp"
 #include "fastmlp/optimizer.hpp"
 #include "fastmlp/parallel.hpp"
@@ -51,6 +53,38 @@ Network<T> make_network(const NetworkSpec& spec, const py::list& coefs, const py
   return net;
 }
 
+// The kernel for compute_dtype="bfloat16" (bf16 true), or none; refuses what cannot run it.
+Bf16Kernel requested_bf16_kernel(bool bf16, const py::object& X) {
+  if (!bf16) return Bf16Kernel::none;
+  if (!is_float32(input_values(X))) {
+    throw py::value_error("bf16 products need float32 X and weights (the master weights of "
+                          "compute_dtype='bfloat16' are float32)");
+  }
+  const Bf16Kernel kernel = bf16_kernel();
+  if (kernel == Bf16Kernel::none) {
+    throw std::runtime_error("bf16 products cannot run here: " + bf16_unavailable_reason());
+  }
+  return kernel;
+}
+
+// Rounds and packs net's weights for the bf16 kernel (none: nothing to do) and points net at
+// them, for the one call that holds the returned copies.
+template <class T>
+std::unique_ptr<Bf16Weights> use_bf16(Network<T>& net, Bf16Kernel kernel) {
+  if (kernel == Bf16Kernel::none) return nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    auto weights = std::make_unique<Bf16Weights>(kernel, net);
+    {
+      py::gil_scoped_release release;
+      weights->pack_all(net);
+    }
+    net.bf16 = weights.get();
+    return weights;
+  } else {
+    throw py::value_error("bf16 products need a float32 network");
+  }
+}
+
 // Fresh arrays holding the workspace's per-layer matrices (z or delta) for layers 1..L.
 template <class T, class Get>
 py::list copy_layers(const NetworkSpec& spec, Index rows, Get get) {
@@ -80,10 +114,11 @@ auto with_input(const py::object& X, std::int64_t n_inputs, Body body) {
 template <class T>
 py::object forward_typed(const py::object& X, const py::list& coefs, const py::list& intercepts,
                          const std::string& activation, const std::string& output_activation,
-                         double leaky_relu_slope, bool activations) {
+                         double leaky_relu_slope, bool activations, Bf16Kernel bf16) {
   const NetworkSpec spec = network_spec(coefs, activation, output_activation,
                                         any_loss_for(output_activation), leaky_relu_slope);
-  const Network<T> net = make_network<T>(spec, coefs, intercepts, false);
+  Network<T> net = make_network<T>(spec, coefs, intercepts, false);
+  const std::unique_ptr<Bf16Weights> bf16_weights = use_bf16(net, bf16);
   return with_input<T>(X, net.n_inputs(), [&](const auto& x, Index rows) -> py::object {
     if (!activations) {
       py::array_t<T> out({py::ssize_t(rows), py::ssize_t(net.n_outputs())});
@@ -108,11 +143,12 @@ py::object backward_typed(const py::object& X, const py::array& Y, const py::obj
                           const py::list& coef_grads, const py::list& intercept_grads,
                           const std::string& activation, const std::string& output_activation,
                           const std::string& loss, double alpha, double leaky_relu_slope,
-                          bool internals) {
+                          bool internals, Bf16Kernel bf16) {
   const NetworkSpec spec =
       network_spec(coefs, activation, output_activation, parse_loss(loss), leaky_relu_slope);
   check_trainable(spec);
-  const Network<T> net = make_network<T>(spec, coefs, intercepts, false);
+  Network<T> net = make_network<T>(spec, coefs, intercepts, false);
+  const std::unique_ptr<Bf16Weights> bf16_weights = use_bf16(net, bf16);
   return with_input<T>(X, net.n_inputs(), [&](const auto& x, Index rows) -> py::object {
     check_array<T>(Y, "Y", {rows, net.n_outputs()});
     const T* w = sample_weight_pointer<T>(sample_weight, rows);
@@ -160,7 +196,7 @@ class TypedTrainer final : public TrainerHandle {
  public:
   TypedTrainer(const py::object& X, const py::array& Y, const py::object& sample_weight,
                const NetworkSpec& spec, const OptimizerConfig& config, double alpha,
-               py::ssize_t batch_size, std::int64_t t, BatchSplit split)
+               py::ssize_t batch_size, std::int64_t t, BatchSplit split, Bf16Kernel bf16)
       : data_arrays_(py::make_tuple(X, Y, sample_weight)), solver_(config.solver) {
     const T* dense_x = nullptr;
     if (is_sparse_input(X)) {
@@ -179,7 +215,7 @@ class TypedTrainer final : public TrainerHandle {
     if (batch_size < 1) throw py::value_error("batch_size must be at least 1");
     if (t < 0) throw py::value_error("t must be >= 0, got " + std::to_string(t));
     trainer_ =
-        std::make_unique<Trainer<T>>(spec, config, T(alpha), Index(batch_size), t, data, split);
+        std::make_unique<Trainer<T>>(spec, config, T(alpha), Index(batch_size), t, data, split, bf16);
   }
 
   void set_parameters(const py::list& coefs, const py::list& intercepts, const py::list& first,
@@ -289,9 +325,10 @@ std::unique_ptr<TrainerHandle> make_trainer(
     const std::string& activation, const std::string& output_activation, const std::string& loss,
     double alpha, const std::string& solver, py::ssize_t batch_size, double learning_rate,
     double momentum, bool nesterov, double beta_1, double beta_2, double epsilon, std::int64_t t,
-    int device, const std::string& batch_split, double leaky_relu_slope) {
+    int device, const std::string& batch_split, double leaky_relu_slope, bool bf16) {
   check_cpu_device(device);
   check_floating(input_values(X));
+  const Bf16Kernel kernel = requested_bf16_kernel(bf16, X);
   const NetworkSpec spec =
       network_spec(coefs, activation, output_activation, parse_loss(loss), leaky_relu_slope);
   const OptimizerConfig config{
@@ -300,10 +337,10 @@ std::unique_ptr<TrainerHandle> make_trainer(
   std::unique_ptr<TrainerHandle> handle;
   if (is_float32(input_values(X))) {
     handle = std::make_unique<TypedTrainer<float>>(X, Y, sample_weight, spec, config, alpha,
-                                                   batch_size, t, split);
+                                                   batch_size, t, split, kernel);
   } else {
     handle = std::make_unique<TypedTrainer<double>>(X, Y, sample_weight, spec, config, alpha,
-                                                    batch_size, t, split);
+                                                    batch_size, t, split, kernel);
   }
   handle->set_parameters(coefs, intercepts, first, second);
   return handle;
@@ -323,7 +360,7 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
     py::dict caps;
     caps["device"] = "cpu";
     caps["dtypes"] = py::make_tuple("float32", "float64");
-    caps["bf16"] = false;
+    caps["bf16"] = bf16_kernel() != Bf16Kernel::none;  // forward/backward/Trainer take bf16=
     caps["sparse"] = true;  // X may be a CSR tuple (data, indices, indptr, n_cols)
     return caps;
   });
@@ -344,19 +381,20 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
       "forward",
       [](const py::object& X, const py::list& coefs, const py::list& intercepts,
          const std::string& activation, const std::string& output_activation, int device,
-         bool activations, double leaky_relu_slope) -> py::object {
+         bool activations, double leaky_relu_slope, bool bf16) -> py::object {
         check_cpu_device(device);
         check_floating(input_values(X));
+        const Bf16Kernel kernel = requested_bf16_kernel(bf16, X);
         if (is_float32(input_values(X))) {
           return forward_typed<float>(X, coefs, intercepts, activation, output_activation,
-                                      leaky_relu_slope, activations);
+                                      leaky_relu_slope, activations, kernel);
         }
         return forward_typed<double>(X, coefs, intercepts, activation, output_activation,
-                                     leaky_relu_slope, activations);
+                                     leaky_relu_slope, activations, kernel);
       },
       py::arg("X"), py::arg("coefs"), py::arg("intercepts"), py::arg("activation"),
       py::arg("output_activation"), py::kw_only(), py::arg("device") = 0,
-      py::arg("activations") = false, py::arg("leaky_relu_slope") = 0.01,
+      py::arg("activations") = false, py::arg("leaky_relu_slope") = 0.01, py::arg("bf16") = false,
       "Output activations (n_samples, n_outputs) of X (n_samples, n_inputs), threaded; with "
       "activations=True the list of every layer's output.");
 
@@ -366,22 +404,24 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
          const py::list& coefs, const py::list& intercepts, const py::list& coef_grads,
          const py::list& intercept_grads, const std::string& activation,
          const std::string& output_activation, const std::string& loss, double alpha, int device,
-         bool internals, double leaky_relu_slope) -> py::object {
+         bool internals, double leaky_relu_slope, bool bf16) -> py::object {
         check_cpu_device(device);
         check_floating(input_values(X));
+        const Bf16Kernel kernel = requested_bf16_kernel(bf16, X);
         if (is_float32(input_values(X))) {
           return backward_typed<float>(X, Y, sample_weight, coefs, intercepts, coef_grads,
                                        intercept_grads, activation, output_activation, loss, alpha,
-                                       leaky_relu_slope, internals);
+                                       leaky_relu_slope, internals, kernel);
         }
         return backward_typed<double>(X, Y, sample_weight, coefs, intercepts, coef_grads,
                                       intercept_grads, activation, output_activation, loss, alpha,
-                                      leaky_relu_slope, internals);
+                                      leaky_relu_slope, internals, kernel);
       },
       py::arg("X"), py::arg("Y"), py::arg("sample_weight"), py::arg("coefs"), py::arg("intercepts"),
       py::arg("coef_grads"), py::arg("intercept_grads"), py::arg("activation"),
       py::arg("output_activation"), py::arg("loss"), py::arg("alpha"), py::kw_only(),
       py::arg("device") = 0, py::arg("internals") = false, py::arg("leaky_relu_slope") = 0.01,
+      py::arg("bf16") = false,
       "The mean loss of (X, Y) with its L2 term; writes the gradients into coef_grads and "
       "intercept_grads. internals=True returns (loss, activations, deltas).");
 
@@ -393,7 +433,7 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
            py::arg("alpha"), py::arg("solver"), py::arg("batch_size"), py::arg("learning_rate"),
            py::arg("momentum"), py::arg("nesterov"), py::arg("beta_1"), py::arg("beta_2"),
            py::arg("epsilon"), py::arg("t"), py::arg("device") = 0, py::arg("batch_split") = "auto",
-           py::arg("leaky_relu_slope") = 0.01)
+           py::arg("leaky_relu_slope") = 0.01, py::arg("bf16") = false)
       .def("run", &TrainerHandle::run, py::arg("order"), py::arg("learning_rate"),
            py::arg("loss_sum") = 0.0,
            "Minibatches over order (int64 rows); returns (loss_sum + sum of batch loss * length, "
@@ -425,6 +465,12 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
                     std::to_string(EIGEN_MAJOR_VERSION) + "." + std::to_string(EIGEN_MINOR_VERSION);
     info["simd"] = Eigen::SimdInstructionSetsInUse();
     info["module"] = PYBIND11_TOSTRING(FASTMLP_MODULE_NAME);
+    const Bf16Kernel bf16 = bf16_kernel();
+    py::dict bf16_info;
+    bf16_info["kernel"] = bf16 == Bf16Kernel::none ? py::object(py::none())
+                                                   : py::object(py::str(bf16_kernel_name(bf16)));
+    bf16_info["reason"] = bf16 == Bf16Kernel::none ? bf16_unavailable_reason() : std::string();
+    info["bf16"] = bf16_info;
     return info;
   });
 }

@@ -9,6 +9,7 @@
   :func:`cuda_available` says whether it can here, :func:`build_info` what was built.
 """
 
+from fastmlp._backend import Bf16FallbackWarning
 from fastmlp._classifier import MLPClassifier
 from fastmlp._config import config_context, get_config, set_config
 from fastmlp._core import build_info
@@ -20,6 +21,7 @@ from fastmlp._sklearn_interop import from_sklearn
 from fastmlp._version import __version__
 
 __all__ = [
+    "Bf16FallbackWarning",
     "MLP",
     "MLPClassifier",
     "MLPRegressor",

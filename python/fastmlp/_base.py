@@ -70,6 +70,7 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "device": [DeviceOptions()],
         "leaky_relu_slope": [Interval(Real, 0, None, closed="neither")],
+        "compute_dtype": [StrOptions({"bfloat16"}), None],
     }
 
     @abstractmethod
@@ -101,6 +102,7 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         max_fun,
         device,
         leaky_relu_slope=0.01,
+        compute_dtype=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -128,9 +130,11 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         self.max_fun = max_fun
         self.device = device
         self.leaky_relu_slope = leaky_relu_slope
+        self.compute_dtype = compute_dtype
 
     def __setstate__(self, state):
-        # A pickle from before a parameter existed (class_weight, leaky_relu_slope) lacks it:
+        # A pickle from before a parameter existed (class_weight, leaky_relu_slope,
+        # compute_dtype) lacks it:
         # it gets the default, which is what that older estimator computed with.
         super().__setstate__(state)
         defaults = inspect.signature(type(self).__init__).parameters
@@ -161,6 +165,10 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
     def _model_dtype(self):
         return np.float32 if self.coefs_[0].dtype == np.float32 else np.float64
 
+    def _backend(self, fitting):
+        """The backend of ``device`` in ``compute_dtype`` (see fastmlp._backend.backend_for)."""
+        return backend_for(self.device, self.compute_dtype, fitting=fitting)
+
     def _forward(self, X, check_weights=True):
         """Output activations (n_samples, n_outputs) of validated X.
 
@@ -171,7 +179,7 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
             hidden = self.hidden_layer_sizes
             hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
             self._check_weights([self.n_features_in_, *hidden, self.n_outputs_])
-        backend = backend_for(self.device)
+        backend = self._backend(fitting=False)
         dtype = self._model_dtype()
         X = dense(X, dtype)
         coefs = [contiguous(c, dtype) for c in self.coefs_]
@@ -243,8 +251,9 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
     # --- fitting ------------------------------------------------------------------------------
 
     def _fit(self, X, y, sample_weight=None, incremental=False, validation=(None, None, None)):
-        # A missing GPU fails the fit before any work, and before any state changes.
-        backend = backend_for(self.device)
+        # A missing GPU (or bfloat16 kernel) fails the fit before any work, and before any
+        # state changes.
+        backend = self._backend(fitting=True)
         # What an interrupted L-BFGS fit puts back (it rebinds attributes, never mutates them).
         state_before = dict(self.__dict__)
         hidden_layer_sizes = self.hidden_layer_sizes
@@ -256,7 +265,8 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        dtype = np.float32 if X.dtype == np.float32 else np.float64
+        # bfloat16 products keep float32 master weights, whatever X's dtype.
+        dtype = np.float32 if X.dtype == np.float32 or backend.bf16 else np.float64
         X = dense(X, dtype)
         if sample_weight is not None:
             # Negative weights would make the loss unbounded below: refuse them.
@@ -361,7 +371,8 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            The input data. float32 input trains in float32; anything else in float64.
+            The input data. float32 input trains in float32; anything else in float64 (with
+            ``compute_dtype="bfloat16"``, always float32).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             The targets (class labels in classification, real numbers in regression).
         sample_weight : array-like of shape (n_samples,), default=None

@@ -52,7 +52,7 @@ class MLP:
     activation : {"identity", "logistic", "tanh", "relu", "step", "leaky_relu", "gelu", \
 "silu"}, default="relu"
         Activation of the hidden layers ("leaky_relu", "gelu" and "silu": hidden layers only,
-        and the CPU only for now).
+        on the CPU and the GPU).
     output_activation : str, default="identity"
         One of the first five, "softmax" or "exp", accepted by ``loss``.
     loss : {"squared_error", "log_loss", "poisson"}, default="squared_error"
@@ -68,6 +68,13 @@ class MLP:
         with a RuntimeError that says which is missing.
     leaky_relu_slope : float, default=0.01
         The slope of "leaky_relu" below zero (positive); unused by the other activations.
+    compute_dtype : {None, "bfloat16"}, default=None
+        "bfloat16" (needs ``dtype="float32"``, the master weights' dtype): the products of the
+        layers with at least 16 inputs and outputs run on bfloat16 operands with float32
+        accumulation, as :class:`fastmlp.reference.MLP` states. ``backward`` raises a
+        RuntimeError on a CPU without AMX-BF16 or AVX512-BF16, where ``forward`` computes in
+        float32 with a :class:`fastmlp.Bf16FallbackWarning`; the GPU raises
+        NotImplementedError.
 
     Examples
     --------
@@ -88,6 +95,7 @@ class MLP:
         alpha=0.0,
         device="cpu",
         leaky_relu_slope=0.01,
+        compute_dtype=None,
     ):
         if (
             isinstance(layer_sizes, str)
@@ -125,7 +133,12 @@ class MLP:
                 "random_state must be None, an int or a numpy.random.RandomState, "
                 f"got {random_state!r}"
             ) from exc
+        if compute_dtype not in (None, "bfloat16"):
+            raise ValueError(f"compute_dtype must be None or 'bfloat16', got {compute_dtype!r}")
+        if compute_dtype == "bfloat16" and self.dtype != np.float32:
+            raise ValueError("compute_dtype='bfloat16' needs dtype='float32' (its master weights)")
         _cuda.resolve_device(device)  # fail now rather than at the first pass
+        self.compute_dtype = compute_dtype
         self.layer_sizes = tuple(int(n) for n in layer_sizes)
         self.activation = activation
         self.output_activation = output_activation
@@ -249,7 +262,7 @@ class MLP:
         H : ndarray of shape (n_samples, n_outputs)
             Output activations, of the network's dtype.
         """
-        backend = backend_for(self.device)
+        backend = backend_for(self.device, self.compute_dtype, fitting=False)
         return backend.forward(
             self._input(X), self._coefs, self._intercepts, self.activation,
             self.output_activation, leaky_relu_slope=self.leaky_relu_slope,
@@ -272,7 +285,7 @@ class MLP:
         coef_grads : list of ndarray of shape (fan_in, fan_out)
         intercept_grads : list of ndarray of shape (fan_out,)
         """
-        backend = backend_for(self.device)
+        backend = backend_for(self.device, self.compute_dtype)
         self._check_trainable()
         X, Y, w = self._training_data(X, Y, sample_weight)
         coef_grads = [_arrays.aligned_empty(W.shape, self.dtype) for W in self._coefs]

@@ -42,7 +42,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
     hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
 learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, warm_start, \
 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon, \
-n_iter_no_change, max_fun, device, leaky_relu_slope
+n_iter_no_change, max_fun, device, leaky_relu_slope, compute_dtype
         As in :class:`fastmlp.MLPClassifier`; early stopping scores with R^2 on an unstratified
         split.
 
@@ -97,6 +97,7 @@ n_layers_, n_outputs_, out_activation_
         max_fun=15000,
         device="cpu",
         leaky_relu_slope=0.01,
+        compute_dtype=None,
     ):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes,
@@ -125,6 +126,7 @@ n_layers_, n_outputs_, out_activation_
             max_fun=max_fun,
             device=device,
             leaky_relu_slope=leaky_relu_slope,
+            compute_dtype=compute_dtype,
         )
 
     def _output_activation(self):

@@ -12,7 +12,6 @@ from collections.abc import Callable
 import numpy as np
 
 from fastmlp._arrays import aligned_empty, contiguous, dense
-from fastmlp._backend import backend_for
 
 
 class SklearnInternalsMixin:
@@ -26,6 +25,7 @@ class SklearnInternalsMixin:
     alpha: float
     leaky_relu_slope: float
     device: str
+    _backend: Callable
     _model_dtype: Callable[[], type]
     _core_loss_name: Callable[[], str]
 
@@ -34,7 +34,7 @@ class SklearnInternalsMixin:
         dtype = self._model_dtype()
         coefs = [contiguous(c, dtype) for c in self.coefs_]
         intercepts = [contiguous(b, dtype) for b in self.intercepts_]
-        return backend_for(self.device), dtype, coefs, intercepts
+        return self._backend(fitting=False), dtype, coefs, intercepts
 
     def _forward_pass(self, activations):
         """Fill ``activations[1:]`` with every layer's output for ``X = activations[0]``.

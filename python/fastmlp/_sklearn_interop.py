@@ -67,7 +67,8 @@ def to_sklearn(estimator):
             "this model cannot be converted; fastmlp.onnx.to_onnx exports it"
         )
     # leaky_relu_slope is unused by every activation scikit-learn has.
-    dropped = (*TRAINING_ONLY_PARAMS, "leaky_relu_slope")
+    # compute_dtype: scikit-learn computes the same model in float32 (or float64).
+    dropped = (*TRAINING_ONLY_PARAMS, "leaky_relu_slope", "compute_dtype")
     result = _convert(estimator, target, _TO_SKLEARN_OPTIMIZER, dropped)
     if hasattr(result, "coefs_") and result.solver == "lbfgs":
         # scikit-learn's L-BFGS bookkeeping, which fastmlp's state has no use for.

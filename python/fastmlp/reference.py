@@ -43,6 +43,11 @@ Conventions
   ``alpha / 2 * sum_l ||W_l||_F**2 / S`` (weights only, not intercepts).
 * Initial weights follow scikit-learn's Glorot rule and draw order, so the same
   ``random_state`` gives the same weights as scikit-learn's MLP.
+* ``compute_dtype="bfloat16"`` (float32 parameters): the three products of every layer with
+  at least ``BF16_MIN_UNITS`` inputs and outputs, ``z_{l-1} @ W_l``, ``z_{l-1}.T @ delta_l``
+  and ``delta_l @ W_l.T``, take both operands rounded to bfloat16 (round to nearest, ties to
+  even: ``round_to_bfloat16``) and sum exactly (here in float64; the product in float32);
+  everything else is float32 as without it.
 """
 
 import math
@@ -228,6 +233,22 @@ def _is_finite_real(x):
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
+# Layers with fewer inputs or outputs than this keep float32 products under bfloat16.
+BF16_MIN_UNITS = 16
+
+
+def round_to_bfloat16(x):
+    """x (float32) rounded to the nearest bfloat16, ties to even, as float32: the top 16 bits
+    of each float32 after adding half of the dropped part's unit (plus one where the kept
+    part is odd, for the ties). NaN stays NaN; infinities stay."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    bits = x.view(np.uint32).astype(np.uint64)
+    keep_odd = (bits >> 16) & 1
+    rounded = ((bits + 0x7FFF + keep_odd) >> 16) << 16
+    out = rounded.astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(x), x, out)
+
+
 class MLP:
     """A multilayer perceptron: forward pass, backpropagation and gradient-descent steps.
 
@@ -248,6 +269,9 @@ class MLP:
         Strength of the L2 penalty on the weights.
     leaky_relu_slope : float, default=0.01
         The slope of "leaky_relu" below zero (positive); unused by the other activations.
+    compute_dtype : {None, "bfloat16"}, default=None
+        "bfloat16" (with dtype float32): the products of the layers of at least
+        ``BF16_MIN_UNITS`` inputs and outputs on bfloat16-rounded operands (see Conventions).
     """
 
     def __init__(
@@ -260,6 +284,7 @@ class MLP:
         random_state=None,
         alpha=0.0,
         leaky_relu_slope=0.01,
+        compute_dtype=None,
     ):
         if (
             isinstance(layer_sizes, str)
@@ -293,6 +318,11 @@ class MLP:
             raise ValueError(
                 f"leaky_relu_slope must be a finite number > 0, got {leaky_relu_slope!r}"
             )
+        if compute_dtype not in (None, "bfloat16"):
+            raise ValueError(f"compute_dtype must be None or 'bfloat16', got {compute_dtype!r}")
+        if compute_dtype == "bfloat16" and self.dtype != np.float32:
+            raise ValueError("compute_dtype='bfloat16' needs dtype='float32' (its master weights)")
+        self.compute_dtype = compute_dtype
         self.leaky_relu_slope = float(leaky_relu_slope)
         self.layer_sizes = tuple(int(n) for n in layer_sizes)
         self.activation = activation
@@ -394,12 +424,20 @@ class MLP:
                 "everywhere): a network with step units runs forward only"
             )
 
+    def _product(self, a, b, W):
+        """a @ b, one of the products of the layer whose weights are W: on bfloat16-rounded
+        operands, summed exactly, where that layer computes in bfloat16."""
+        if self.compute_dtype != "bfloat16" or min(W.shape) < BF16_MIN_UNITS:
+            return a @ b
+        exact = round_to_bfloat16(a).astype(np.float64) @ round_to_bfloat16(b).astype(np.float64)
+        return exact.astype(np.float32)
+
     def _forward_pass(self, X, pre=None):
         """Return ``[z_0 = X, z_1, ..., z_L = h]``, each of shape (n_samples, n_units); where
         ``pre`` is a list, append ``a_1, ..., a_L`` to it."""
         Z = [X]
         for W, b, f in zip(self._coefs, self._intercepts, self._activations, strict=True):
-            a = Z[-1] @ W + b  # a_l = z_{l-1} @ W_l + b_l
+            a = self._product(Z[-1], W, W) + b  # a_l = z_{l-1} @ W_l + b_l
             if pre is not None:
                 pre.append(a)
             Z.append(activate(f, a, self.leaky_relu_slope))  # z_l = f_l(a_l)
@@ -459,7 +497,7 @@ class MLP:
         for layer in range(n_layers, 0, -1):  # the lecture's l, counted from 1
             W = self._coefs[layer - 1]
             # dloss/dW_l = (z_{l-1}.T @ delta_l + alpha W_l) / S
-            coef_grads[layer - 1] = (Z[layer - 1].T @ delta + self.alpha * W) / S
+            coef_grads[layer - 1] = (self._product(Z[layer - 1].T, delta, W) + self.alpha * W) / S
             # dloss/db_l = sum_i delta_l / S
             intercept_grads[layer - 1] = delta.sum(axis=0) / S
             if layer > 1:
@@ -467,7 +505,7 @@ class MLP:
                 fprime = derivative(
                     self.activation, Z[layer - 1], A[layer - 1], self.leaky_relu_slope
                 )
-                delta = fprime * (delta @ W.T)
+                delta = fprime * self._product(delta, W.T, W)
         return float(loss), coef_grads, intercept_grads
 
     def sgd_step(self, X, Y, learning_rate):

@@ -17,10 +17,15 @@ namespace fastmlp {
 
 // A network: its spec (sizes, activations, loss) and pointers to its parameters: W_l is
 // (sizes[l], sizes[l+1]) row-major, b_l is (sizes[l+1],). Nothing is owned.
+class Bf16Weights;
+
 template <class T>
 struct Network : NetworkSpec {
   std::vector<T*> coefs;
   std::vector<T*> intercepts;
+  // float32 networks only: where set, the layers it holds packed weights for run their products
+  // on bf16 operands (bf16_layers.hpp). The caller packs them from coefs before each pass.
+  const Bf16Weights* bf16 = nullptr;
 
   MatrixMap<T> W(Index l) const { return MatrixMap<T>(coefs[l], sizes[l], sizes[l + 1]); }
   VectorMap<T> b(Index l) const { return VectorMap<T>(intercepts[l], sizes[l + 1]); }

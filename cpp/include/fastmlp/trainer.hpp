@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "fastmlp/bf16_layers.hpp"
 #include "fastmlp/network.hpp"
 #include "fastmlp/optimizer.hpp"
 
@@ -41,9 +42,11 @@ template <class T>
 class Trainer {
  public:
   // Checks the spec (check_spec, and check_trainable) and sizes the workspace for batches of
-  // batch_size rows (at most n_samples). t is Adam's step count so far.
+  // batch_size rows (at most n_samples). t is Adam's step count so far. bf16 (float32 only):
+  // the kernel that runs the products on bf16 operands (bf16_layers.hpp), or none.
   Trainer(const NetworkSpec& spec, const OptimizerConfig& config, T alpha, Index batch_size,
-          std::int64_t t, const TrainingData<T>& data, BatchSplit batch_split);
+          std::int64_t t, const TrainingData<T>& data, BatchSplit batch_split,
+          Bf16Kernel bf16 = Bf16Kernel::none);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
@@ -89,6 +92,7 @@ class Trainer {
   std::unique_ptr<Workspace<T>> full_batch_;        // L-BFGS's, made at its first call
   std::unique_ptr<ThreadSlot<T>> block_;            // or, for data in blocks, the block's
   std::unique_ptr<SparseGradient<T>> sparse_grad_;  // sparse X: the batch's first-layer sums
+  std::unique_ptr<Bf16Weights> bf16_;               // bf16 products: the packed weights
   double accumulated_ = 0.0;
   // sum ||W||^2 of the current weights, as the last update summed it; negative: unknown (no run
   // yet, or the parameters were replaced), computed afresh. Carried from one run to the next so

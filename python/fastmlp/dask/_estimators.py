@@ -117,6 +117,13 @@ class _DaskMLP(BaseEstimator):
         return self._fit(X, y, sample_weight)
 
     def _fit(self, X, y, sample_weight):
+        if getattr(self, "compute_dtype", None) is not None:
+            # The workers' data, trainers and scorers all take X's dtype: bfloat16's float32
+            # master weights for float64 X would need each of them to change.
+            raise NotImplementedError(
+                "compute_dtype='bfloat16' is not implemented in fastmlp.dask yet: fit the "
+                "local estimator, or use compute_dtype=None"
+            )
         began = time.perf_counter()
         client = self.client_
         params = self._local_params()

@@ -1,0 +1,120 @@
+#include "fastmlp/bf16_layers.hpp"
+
+#include <stdexcept>
+
+#include "fastmlp/activation.hpp"
+#include "fastmlp/network.hpp"
+#include "fastmlp/parallel.hpp"
+
+namespace fastmlp {
+
+bool bf16_pays(Index k, Index n) {
+  // Products with fewer than 16 outputs or inputs fill less than one tile row of the AMX kernel
+  // and less than one vector of the AVX512-BF16 one: such layers (a classifier's output layer)
+  // take a few microseconds in float32, and float32 keeps them exact.
+  return k >= 16 && n >= 16;
+}
+
+namespace {
+
+// One task of Bf16Weights::pack: a layer's weights in one of the two layouts.
+struct PackTask {
+  Index layer;
+  bool transposed;
+};
+
+std::vector<PackTask> pack_tasks(const Network<float>& net) {
+  std::vector<PackTask> tasks;
+  for (Index l = 0; l < net.n_layers(); ++l) {
+    if (!bf16_pays(net.sizes[l], net.sizes[l + 1])) continue;
+    tasks.push_back({l, false});
+    if (l > 0) tasks.push_back({l, true});  // nothing is below the first layer
+  }
+  return tasks;
+}
+
+}  // namespace
+
+Bf16Weights::Bf16Weights(Bf16Kernel kernel, const NetworkSpec& spec) : kernel_(kernel) {
+  for (Index l = 0; l < spec.n_layers(); ++l) {
+    const bool bf16 = bf16_pays(spec.sizes[l], spec.sizes[l + 1]);
+    forward_.push_back(bf16 ? std::make_unique<Bf16PackedB>() : nullptr);
+    error_.push_back(bf16 && l > 0 ? std::make_unique<Bf16PackedB>() : nullptr);
+  }
+}
+
+void Bf16Weights::pack(const Network<float>& net, int part, int parts) {
+  const std::vector<PackTask> tasks = pack_tasks(net);
+  for (std::size_t i = std::size_t(part); i < tasks.size(); i += std::size_t(parts)) {
+    const Index l = tasks[i].layer, k = net.sizes[l], n = net.sizes[l + 1];
+    const float* W = net.coefs[l];
+    if (tasks[i].transposed) {
+      pack_bf16_b(kernel_, n, k, StridedOperand<float>{W, 1, n}, *error_[l]);
+    } else {
+      pack_bf16_b(kernel_, k, n, StridedOperand<float>{W, n, 1}, *forward_[l]);
+    }
+  }
+}
+
+void Bf16Weights::pack_all(const Network<float>& net) {
+  // One task after the other: pack_bf16_b shares each among the threads itself (outside a
+  // parallel region), which balances better than giving whole tasks of unequal size to each.
+  pack(net, 0, 1);
+}
+
+namespace {
+
+// Row r of the block (row, col, rows, cols) of a matrix whose rows are ld apart, as a 1-row map.
+MatrixMap<float> block_row(float* data, Index ld, Index row, Index col, Index r, Index cols) {
+  return MatrixMap<float>(data + (row + r) * ld + col, 1, cols);
+}
+
+}  // namespace
+
+void forward_product_bf16(const Bf16Weights& weights, Index layer, Activation f,
+                          ConstMatrixMap<float> in, const float* b, MatrixMap<float> out,
+                          float slope, float* pre) {
+  const Index rows = in.rows(), k = in.cols(), n = out.cols();
+  // Softmax needs whole rows: the kernel's blocks get the bias, and softmax runs after.
+  const bool rowwise = f == Activation::softmax;
+  float* c = out.data();
+  auto epilogue = [&](Index row, Index col, Index block_rows, Index cols) {
+    const ConstVectorMap<float> bias(b + col, cols);
+    for (Index r = 0; r < block_rows; ++r) {
+      MatrixMap<float> a = block_row(c, n, row, col, r, cols);
+      a.row(0) += bias.transpose();
+      if (pre) block_row(pre, n, row, col, r, cols) = a;
+      if (!rowwise) apply_activation<float>(f, a, slope);
+    }
+  };
+  bf16_gemm(weights.kernel(), rows, n, k, StridedOperand<float>{in.data(), k, 1},
+            weights.forward(layer), c, n, false, epilogue, scoped_gemm_threads());
+  if (rowwise) apply_activation<float>(f, out, slope);
+}
+
+void weight_gradient_product_bf16(Bf16Kernel kernel, ConstMatrixMap<float> in,
+                                  ConstMatrixMap<float> delta, MatrixMap<float> gW) {
+  const Index rows = in.rows(), k = in.cols(), n = delta.cols();
+  bf16_gemm(kernel, k, n, rows, StridedOperand<float>{in.data(), 1, k},
+            StridedOperand<float>{delta.data(), n, 1}, gW.data(), n, false, BlockEpilogue(),
+            scoped_gemm_threads());
+}
+
+void error_product_bf16(const Bf16Weights& weights, Index layer, Activation f,
+                        ConstMatrixMap<float> delta, ConstMatrixMap<float> z,
+                        MatrixMap<float> below, float slope, const float* pre) {
+  const Index rows = delta.rows(), n = delta.cols(), k = below.cols();
+  float* c = below.data();
+  auto epilogue = [&](Index row, Index col, Index block_rows, Index cols) {
+    for (Index r = 0; r < block_rows; ++r) {
+      const Index at = (row + r) * k + col;
+      multiply_by_derivative<float>(f, ConstMatrixMap<float>(z.data() + at, 1, cols),
+                                    MatrixMap<float>(c + at, 1, cols), slope,
+                                    pre ? pre + at : nullptr);
+    }
+  };
+  bf16_gemm(weights.kernel(), rows, k, n, StridedOperand<float>{delta.data(), n, 1},
+            weights.error(layer), c, k, false, epilogue, scoped_gemm_threads());
+}
+
+}  // namespace fastmlp
