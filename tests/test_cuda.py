@@ -13,7 +13,9 @@ Three parts:
    moment shows.
 3. On a GPU only (skipped, with the reason, elsewhere): the same estimators fitted with
    device="cpu" and device="cuda" from the same random_state agree to rounding, for every
-   hidden activation, task, loss, solver and dtype.
+   hidden activation (leaky_relu, gelu and silu too, and a leaky_relu_slope other than the
+   default), task, loss, solver and dtype; fastmlp.MLP on the GPU against the reference and
+   finite differences.
 """
 
 import os
@@ -63,6 +65,10 @@ COMMON = dict(
     random_state=0,
 )
 ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+# The hidden activations of issue #16, with leaky_relu at its default slope and another one:
+# (activation, leaky_relu_slope).
+NEW_ACTIVATIONS = [("leaky_relu", 0.01), ("leaky_relu", 0.3), ("gelu", 0.01), ("silu", 0.01)]
+NEW_IDS = [f"{a}-{s}" if a == "leaky_relu" else a for a, s in NEW_ACTIVATIONS]
 BUILT_WITHOUT_CUDA = "fastmlp was built without CUDA"
 
 
@@ -368,6 +374,20 @@ def test_fit_through_the_device_path_is_the_cpu_fit(fake_cuda, activation, task,
     assert fake_cuda.forward_calls > 0  # predictions ran on the device too
 
 
+@pytest.mark.parametrize("solver", list(SOLVERS))
+@pytest.mark.parametrize("activation,slope", NEW_ACTIVATIONS, ids=NEW_IDS)
+def test_new_activations_go_through_the_device_path(fake_cuda, activation, slope, solver):
+    # leaky_relu, gelu and silu are no longer refused on the device path, and the slope reaches
+    # the device's trainer and its forward passes.
+    params = dict(SOLVERS[solver], activation=activation, leaky_relu_slope=slope)
+    cpu, X_, y = make("multiclass", **params)
+    gpu = make("multiclass", device="cuda", **params)[0]
+    assert_same_model(gpu.fit(X_, y), cpu.fit(X_, y))
+    [trainer] = fake_cuda.trainers
+    assert trainer.config["activation"] == activation
+    assert trainer.config["leaky_relu_slope"] == slope
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_sample_weights_go_to_the_device(fake_cuda, solver):
     cpu, X_, y = make("multiclass", **SOLVERS[solver])
@@ -549,6 +569,27 @@ def test_gpu_fit_matches_cpu_fit(monkeypatch, activation, task, solver, fused, d
 
 
 @requires_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "solver,fused",
+    SOLVER_KERNELS,
+    ids=[f"{s}-{'fused' if f else 'unfused'}" for s, f in SOLVER_KERNELS],
+)
+@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("activation,slope", NEW_ACTIVATIONS, ids=NEW_IDS)
+def test_gpu_fit_matches_cpu_fit_new_activations(
+    monkeypatch, activation, slope, task, solver, fused, dtype
+):
+    # leaky_relu (its slope passed to the kernels), gelu and silu (their pre-activations kept
+    # on the device for the derivative), on the fused and the unfused minibatch path.
+    monkeypatch.setitem(_backend.trainer_options["cuda"], "fused", fused)
+    params = dict(SOLVERS[solver], activation=activation, leaky_relu_slope=slope)
+    cpu, X_, y = make(task, dtype, **params)
+    gpu = make(task, dtype, device="cuda", **params)[0]
+    assert_close_models(gpu.fit(X_, y), cpu.fit(X_, y), dtype)
+
+
+@requires_gpu
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_gpu_fit_with_sample_weights(solver):
     cpu, X_, y = make("multiclass", **SOLVERS[solver])
@@ -604,11 +645,7 @@ def test_gpu_fitted_model_pickles_and_trains_on():
 @pytest.mark.parametrize(
     "output,loss", [(o, loss) for loss in reference.LOSSES for o in reference.VALID_OUTPUTS[loss]]
 )
-# leaky_relu, gelu and silu run on the CPU only for now (the GPU raises NotImplementedError).
-@pytest.mark.parametrize(
-    "activation",
-    [a for a in reference.HIDDEN_ACTIVATIONS if a not in ("leaky_relu", "gelu", "silu")],
-)
+@pytest.mark.parametrize("activation", reference.HIDDEN_ACTIVATIONS)
 def test_gpu_mlp_matches_the_reference(activation, output, loss, dtype):
     sizes, rng = (6, 9, 7, 3), np.random.RandomState(2)
     Y = rng.uniform(0.1, 1, (len(X), 3))
@@ -629,3 +666,62 @@ def test_gpu_mlp_matches_the_reference(activation, output, loss, dtype):
     for a, b in zip(grads_ours, grads_oracle, strict=True):
         for p, q in zip(a, b, strict=True):
             assert_allclose(p, q, **tolerance)
+
+
+@requires_gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation,slope", NEW_ACTIVATIONS, ids=NEW_IDS)
+def test_gpu_mlp_new_activations_match_the_reference(activation, slope, dtype):
+    # A non-default slope reaches the kernels: the reference computes with it too.
+    sizes, rng = (6, 9, 7, 3), np.random.RandomState(4)
+    Y = rng.uniform(-1, 1, (len(X), 3))
+    kwargs = dict(activation=activation, dtype=dtype, alpha=0.01, leaky_relu_slope=slope)
+    ours = fastmlp.MLP(sizes, random_state=0, device="cuda", **kwargs)
+    oracle = reference.MLP(sizes, random_state=0, **kwargs)
+    X_ = (3 * X).astype(dtype)  # pre-activations on both sides of 0
+    tolerance = TOLERANCES[dtype]
+    assert_allclose(ours.forward(X_), oracle.forward(X_), **tolerance)
+    loss_ours, *grads_ours = ours.backward(X_, Y, sample_weight=SAMPLE_WEIGHT)
+    loss_oracle, *grads_oracle = oracle.backward(X_, Y, sample_weight=SAMPLE_WEIGHT)
+    assert_allclose(loss_ours, loss_oracle, **tolerance)
+    for a, b in zip(grads_ours, grads_oracle, strict=True):
+        for p, q in zip(a, b, strict=True):
+            assert_allclose(p, q, **tolerance)
+
+
+@requires_gpu
+@pytest.mark.parametrize("output,loss", [("identity", "squared_error"), ("softmax", "log_loss")])
+@pytest.mark.parametrize("activation", ["leaky_relu", "gelu", "silu"])
+def test_gpu_gradient_matches_finite_differences(activation, output, loss):
+    # The GPU's gradient against central differences of the GPU's own loss (float64), with a
+    # non-default slope: the backward pass uses the same slope and pre-activations as the
+    # forward pass.
+    shape = (3, 6, 5, 3)
+    net = fastmlp.MLP(
+        shape,
+        activation=activation,
+        output_activation=output,
+        loss=loss,
+        random_state=1,
+        alpha=0.1,
+        leaky_relu_slope=0.2,
+        device="cuda",
+    )
+    rng = np.random.RandomState(3)
+    X_ = 2 * rng.normal(size=(11, 3))
+    Y = np.eye(3)[rng.randint(3, size=11)] if output == "softmax" else rng.normal(size=(11, 3))
+    w = rng.uniform(0.1, 2.0, 11)
+    _, coef_grads, intercept_grads = net.backward(X_, Y, w)
+    eps = 1e-6
+    for params, grads in ((net.coefs, coef_grads), (net.intercepts, intercept_grads)):
+        for layer in range(len(params)):
+            flat = params[layer].reshape(-1)
+            for i in range(flat.size):
+                keep = flat[i]
+                flat[i] = keep + eps
+                up = net.backward(X_, Y, w)[0]
+                flat[i] = keep - eps
+                down = net.backward(X_, Y, w)[0]
+                flat[i] = keep
+                numeric = (up - down) / (2 * eps)
+                assert abs(grads[layer].reshape(-1)[i] - numeric) < 1e-6 * max(1, abs(numeric))

@@ -650,3 +650,182 @@ def test_fused_kernel_takes_narrow_networks_only(sizes, expected):
 def test_device_index_past_the_last_device():
     with pytest.raises(IndexError, match="device"):
         cuda.forward(*forward_args(), device=cuda.device_count())
+
+
+# --- the hidden activations of issue #16: leaky_relu (its slope), gelu and silu ----------------
+
+# (hidden activation, leaky_relu_slope): leaky_relu at its default slope and another one.
+NEW = [("leaky_relu", 0.01), ("leaky_relu", 0.3), ("gelu", 0.01), ("silu", 0.01)]
+NEW_IDS = [f"{a}-{s}" if a == "leaky_relu" else a for a, s in NEW]
+
+
+@pytest.mark.parametrize("hidden", ["leaky_relu", "gelu", "silu"])
+def test_new_activations_are_hidden_only(hidden):
+    X, coefs, intercepts, _, _ = forward_args()
+    with pytest.raises(ValueError, match="hidden activation"):
+        cuda.forward(X, coefs, intercepts, "relu", hidden)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, float("nan"), float("inf")])
+def test_a_bad_slope_is_refused_before_the_device(bad):
+    # As the CPU module: checked with the network, before any device is looked for.
+    X, coefs, intercepts, _, output = forward_args()
+    with pytest.raises(ValueError, match="leaky_relu_slope"):
+        cuda.forward(X, coefs, intercepts, "leaky_relu", output, leaky_relu_slope=bad)
+    with pytest.raises(ValueError, match="leaky_relu_slope"):
+        cuda.backward(*replaced(backward_args(), 7, "leaky_relu"), leaky_relu_slope=bad)
+    args, kwargs = trainer_args(activation="leaky_relu", leaky_relu_slope=bad)
+    with pytest.raises(ValueError, match="leaky_relu_slope"):
+        cuda.Trainer(*args, **kwargs)
+
+
+@needs_no_gpu
+@pytest.mark.parametrize("hidden", ["leaky_relu", "gelu", "silu"])
+def test_new_activations_are_no_longer_refused(hidden):
+    # Accepted by every entry point: what stops them here is the missing GPU, nothing else.
+    message = "fastmlp CUDA: no usable GPU: "
+    X, coefs, intercepts, _, output = forward_args()
+    with pytest.raises(RuntimeError, match=message):
+        cuda.forward(X, coefs, intercepts, hidden, output, leaky_relu_slope=0.3)
+    with pytest.raises(RuntimeError, match=message):
+        cuda.backward(*replaced(backward_args(), 7, hidden), internals=True)
+    for solver in ["sgd", "adam", "lbfgs"]:
+        args, kwargs = trainer_args(solver=solver, activation=hidden, leaky_relu_slope=0.3)
+        with pytest.raises(RuntimeError, match=message):
+            cuda.Trainer(*args, **kwargs)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", ["identity", "softmax"])
+@pytest.mark.parametrize("hidden, slope", NEW, ids=NEW_IDS)
+def test_new_activations_forward_matches_cpu(dtype, hidden, slope, output):
+    # The output alone (the fused kernel where the network fits it, [130, 70, 3] unfused) and
+    # every layer's output (the layer-by-layer GEMMs).
+    rng = np.random.default_rng(11)
+    for sizes in SHAPES:
+        coefs, intercepts = network(sizes, dtype, scale=1.5)
+        X = (2 * rng.standard_normal((77, sizes[0]))).astype(dtype)
+        args = (X, coefs, intercepts, hidden, output)
+        np.testing.assert_allclose(
+            cuda.forward(*args, leaky_relu_slope=slope),
+            cpu.forward(*args, leaky_relu_slope=slope),
+            **tol(dtype),
+        )
+        layers = cuda.forward(*args, activations=True, leaky_relu_slope=slope)
+        expected = cpu.forward(*args, activations=True, leaky_relu_slope=slope)
+        for z, e in zip(layers, expected, strict=True):
+            np.testing.assert_allclose(z, e, **tol(dtype))
+
+
+@needs_gpu
+def test_the_slope_reaches_the_kernels():
+    # Another slope, another output, on both forward paths and in the gradient.
+    coefs, intercepts = network([4, 9, 2], scale=2.0)
+    X = np.random.default_rng(12).standard_normal((40, 4)) * 3
+    out = {s: cuda.forward(X, coefs, intercepts, "leaky_relu", "identity", leaky_relu_slope=s)
+           for s in (0.01, 0.5)}  # fmt: skip
+    assert not np.allclose(out[0.01], out[0.5])
+    for s, got in out.items():
+        expected = cpu.forward(X, coefs, intercepts, "leaky_relu", "identity", leaky_relu_slope=s)
+        np.testing.assert_allclose(got, expected, **tol(np.float64))
+
+
+def backward_new(X, Y, w, coefs, intercepts, hidden, output, loss, slope):
+    """backward_both with internals, for a slope."""
+    results = []
+    for module in (cpu, cuda):
+        grads = zeros_like_all(coefs), zeros_like_all(intercepts)
+        value = module.backward(
+            X, Y, w, coefs, intercepts, *grads, hidden, output, loss, 1e-2,
+            internals=True, leaky_relu_slope=slope,
+        )  # fmt: skip
+        results.append((value, grads))
+    return results
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "output, loss", [("identity", "squared_error"), ("softmax", "log_loss"), ("exp", "poisson")]
+)
+@pytest.mark.parametrize("hidden, slope", NEW, ids=NEW_IDS)
+def test_new_activations_backward_matches_cpu(dtype, hidden, slope, output, loss):
+    # The deltas too: gelu's and silu's come from the pre-activations the forward GEMMs kept.
+    rng = np.random.default_rng(13)
+    for sizes in SHAPES:
+        coefs, intercepts = network(sizes, dtype, scale=1.5)
+        n = 300
+        X = (2 * rng.standard_normal((n, sizes[0]))).astype(dtype)
+        Y = targets(n, sizes[-1], output, loss, dtype, rng)
+        w = rng.uniform(0.0, 2.0, n).astype(dtype)
+        (r_cpu, g_cpu), (r_gpu, g_gpu) = backward_new(
+            X, Y, w, coefs, intercepts, hidden, output, loss, slope
+        )
+        (v_cpu, z_cpu, d_cpu), (v_gpu, z_gpu, d_gpu) = r_cpu, r_gpu
+        assert_same_gradients((v_cpu, g_cpu), (v_gpu, g_gpu), dtype)
+        loose = dict(rtol=tol(dtype)["rtol"] * 10, atol=tol(dtype)["atol"] * 10)
+        for a, b in zip(z_gpu + d_gpu, z_cpu + d_cpu, strict=True):
+            np.testing.assert_allclose(a, b, **loose)
+
+
+@needs_gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("solver, nesterov", [("sgd", True), ("adam", False)])
+@pytest.mark.parametrize("hidden, slope", NEW, ids=NEW_IDS)
+def test_new_activations_trainer_runs_match_cpu(dtype, solver, nesterov, hidden, slope):
+    # The fused and the unfused minibatch path (the fused kernel keeps gelu's and silu's
+    # pre-activations beside the hidden outputs) against the CPU's trainer and each other.
+    sizes = [6, 40, 33, 3]
+    got = {}
+    for fused in (True, False):
+        gpu_trainer, cpu_trainer, (X, Y, w, state) = trainer_pair(
+            dtype, sizes, hidden, "softmax", "log_loss", solver, fused, True,
+            nesterov=nesterov, leaky_relu_slope=slope,
+        )  # fmt: skip
+        assert gpu_trainer.fused == fused
+        rng = np.random.default_rng(14)
+        for epoch in range(3):
+            order = rng.permutation(len(X)).astype(np.int64)
+            loss_cpu, t_cpu = cpu_trainer.run(order, 0.05 / (epoch + 1))
+            loss_gpu, t_gpu = gpu_trainer.run(order, 0.05 / (epoch + 1))
+            assert t_gpu == t_cpu
+            np.testing.assert_allclose(
+                loss_gpu, loss_cpu, rtol=1e-3 if dtype == np.float32 else 1e-9
+            )
+        cpu_trainer.get_parameters(*state)
+        got[fused] = downloaded(gpu_trainer, state)
+        loose = {"rtol": 2e-3, "atol": 2e-4} if dtype == np.float32 else tol(dtype)
+        for a_list, b_list in zip(got[fused], state, strict=True):
+            for a, b in zip(a_list, b_list, strict=True):
+                np.testing.assert_allclose(a, b, **loose)
+    for a_list, b_list in zip(got[True], got[False], strict=True):
+        for a, b in zip(a_list, b_list, strict=True):
+            np.testing.assert_allclose(a, b, **loose)
+
+
+@needs_gpu
+@pytest.mark.parametrize("hidden, slope", NEW, ids=NEW_IDS)
+def test_new_activations_lbfgs_over_several_workspace_chunks(hidden, slope):
+    # More rows than one chunk of the workspace (65536 at most): the pre-activations of each
+    # chunk are where its backward pass reads them.
+    dtype = np.float64
+    sizes = [16, 32, 3]
+    rng = np.random.default_rng(15)
+    coefs, intercepts = network(sizes, dtype, scale=1.5)
+    n = 70_001
+    X = (2 * rng.standard_normal((n, sizes[0]))).astype(dtype)
+    Y = targets(n, 3, "softmax", "log_loss", dtype, rng)
+    w = rng.uniform(0.5, 1.5, n).astype(dtype)
+    kwargs = dict(
+        SETTINGS, activation=hidden, output_activation="softmax", loss="log_loss",
+        solver="lbfgs", leaky_relu_slope=slope,
+    )  # fmt: skip
+    gpu_trainer = cuda.Trainer(X, Y, w, coefs, intercepts, [], [], **kwargs)
+    cpu_trainer = cpu.Trainer(X, Y, w, copies(coefs), copies(intercepts), [], [], **kwargs)
+    params = flat(coefs, intercepts)
+    g_cpu, g_gpu = np.zeros_like(params), np.zeros_like(params)
+    v_cpu = cpu_trainer.loss_and_gradient(params, g_cpu)
+    v_gpu = gpu_trainer.loss_and_gradient(params, g_gpu)
+    np.testing.assert_allclose(v_gpu, v_cpu, **tol(dtype))
+    np.testing.assert_allclose(g_gpu, g_cpu, rtol=1e-8, atol=1e-10)

@@ -1,6 +1,7 @@
 """The hidden activations leaky_relu, gelu and silu (issue #16): the core against the NumPy
 reference and finite differences, the estimators (fit, save/load, pickle), bad slopes,
-to_sklearn's refusal, the ONNX export and the GPU's refusal."""
+to_sklearn's refusal, the ONNX export, and the device path (the GPU's own tests are in
+tests/test_cuda.py and tests/test_cuda_module.py)."""
 
 import pickle
 
@@ -248,14 +249,35 @@ def test_defaults_unchanged_and_to_sklearn():
             est.to_sklearn()
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("activation", NEW)
-def test_gpu_refuses_the_new_activations(activation):
+def test_device_cuda_takes_the_new_activations(activation, monkeypatch):
+    # The GPU computes them too (on a GPU, tests/test_cuda.py and tests/test_cuda_module.py
+    # hold its kernels to the CPU, the reference and finite differences). Here, without one,
+    # the device path through the CPU-computing stand-in module: nothing refuses them on the
+    # way, and the slope goes along.
     from fake_cuda_core import FakeCudaCore
 
-    net = fastmlp.MLP((3, 4, 2), activation=activation)
-    X = np.zeros((2, 3))
-    with pytest.raises(NotImplementedError, match="not yet implemented on the GPU"):
-        FakeCudaCore().forward(X, net.coefs, net.intercepts, activation, "identity")
+    from fastmlp import _cuda
+
+    fake = FakeCudaCore()
+    monkeypatch.setattr(_cuda, "cuda_core", fake)
+    monkeypatch.setattr(_cuda, "import_problem", None)
+    X, Y, _ = data((4, 2), "float64", seed=5, n=40)
+    kwargs = dict(activation=activation, leaky_relu_slope=0.3, max_iter=5, random_state=0)
+    cpu = MLPRegressor(hidden_layer_sizes=(6,), **kwargs).fit(X, Y)
+    gpu = MLPRegressor(hidden_layer_sizes=(6,), device="cuda", **kwargs).fit(X, Y)
+    for a, b in zip(gpu.coefs_ + gpu.intercepts_, cpu.coefs_ + cpu.intercepts_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(gpu.predict(X), cpu.predict(X))
+    [trainer] = fake.trainers
+    assert (trainer.config["activation"], trainer.config["leaky_relu_slope"]) == (activation, 0.3)
+    net = fastmlp.MLP((4, 5, 2), activation=activation, leaky_relu_slope=0.3, random_state=0)
+    on_gpu = fastmlp.MLP(
+        (4, 5, 2), activation=activation, leaky_relu_slope=0.3, random_state=0, device="cuda"
+    )
+    np.testing.assert_array_equal(on_gpu.forward(X), net.forward(X))
+    assert fake.forward_calls > 0
 
 
 @pytest.mark.integration

@@ -15,7 +15,10 @@ namespace fastmlp::cuda {
 
 template <class T>
 DeviceNet<T>::DeviceNet(int device, const NetworkSpec& spec, bool fused)
-    : spec_(spec), fused_(fused && fits_fused_kernel(spec)), scalars_(1) {
+    : spec_(spec),
+      fused_(fused && fits_fused_kernel(spec)),
+      keep_pre_(needs_preactivation(spec.hidden)),
+      scalars_(1) {
   FASTMLP_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
   const std::int64_t L = spec_.n_layers();
   std::int64_t offset = 0;
@@ -57,12 +60,19 @@ void DeviceNet<T>::reserve_rows(std::int64_t rows) {
   if (rows <= rows_) return;
   const std::int64_t L = spec_.n_layers();
   std::int64_t offset = 0;
-  std::vector<std::int64_t> z_offsets, d_offsets;
+  std::vector<std::int64_t> z_offsets, d_offsets, pre_offsets;
   for (std::int64_t l = 1; l <= L; ++l) {
     z_offsets.push_back(offset);
     offset += rows * spec_.sizes[l];
     d_offsets.push_back(offset);
     offset += rows * spec_.sizes[l];
+  }
+  if (keep_pre_) {
+    // The hidden layers' pre-activations (gelu, silu): their derivative is taken from a.
+    for (std::int64_t l = 1; l < L; ++l) {
+      pre_offsets.push_back(offset);
+      offset += rows * spec_.sizes[l];
+    }
   }
   const std::int64_t x_offset = offset;
   offset += rows * spec_.sizes.front();
@@ -78,6 +88,7 @@ void DeviceNet<T>::reserve_rows(std::int64_t rows) {
   ws_.resize(std::size_t(offset));
   z_offsets_ = std::move(z_offsets);
   d_offsets_ = std::move(d_offsets);
+  pre_offsets_ = std::move(pre_offsets);
   x_offset_ = x_offset;
   y_offset_ = y_offset;
   w_offset_ = w_offset;
@@ -87,21 +98,26 @@ void DeviceNet<T>::reserve_rows(std::int64_t rows) {
 template <class T>
 std::int64_t DeviceNet<T>::chunk_rows() const {
   std::int64_t per_row = spec_.sizes.front() + spec_.sizes.back() + 1;
-  for (std::int64_t l = 1; l <= spec_.n_layers(); ++l) per_row += 2 * spec_.sizes[l];
+  for (std::int64_t l = 1; l <= spec_.n_layers(); ++l) {
+    per_row += (keep_pre_ && l < spec_.n_layers() ? 3 : 2) * spec_.sizes[l];
+  }
   const std::int64_t budget = (std::int64_t(256) << 20) / (per_row * std::int64_t(sizeof(T)));
   return std::clamp<std::int64_t>(budget, 1024, 65536);
 }
 
 template <class T>
-void DeviceNet<T>::forward_layers(const T* params, const T* x, std::int64_t rows, T* out) {
+void DeviceNet<T>::forward_layers(const T* params, const T* x, std::int64_t rows, T* out,
+                                  bool keep_pre) {
   const std::int64_t L = spec_.n_layers();
   for (std::int64_t l = 0; l < L; ++l) {
     const Activation f = spec_.activation_of(l);
     const T* in = l == 0 ? x : z(l);
     T* dst = l + 1 == L ? out : z(l + 1);
-    gemm_forward<T>(in, params + coef_offsets_[l], params + intercept_offsets_[l], dst, rows,
+    T* a = keep_pre && l + 1 < L ? pre(l + 1) : nullptr;  // nullptr unless gelu or silu
+    gemm_forward<T>(in, params + coef_offsets_[l], params + intercept_offsets_[l], dst, a, rows,
                     spec_.sizes[l], spec_.sizes[l + 1],
-                    f == Activation::softmax ? Activation::identity : f, sm_count_, stream());
+                    f == Activation::softmax ? Activation::identity : f, slope(), sm_count_,
+                    stream());
     if (f == Activation::softmax) softmax_rows<T>(dst, rows, spec_.sizes[l + 1], stream());
   }
 }
@@ -124,6 +140,7 @@ FusedArgs<T> fused_args(const NetworkSpec& spec, const T* params,
   a.hidden = spec.hidden;
   a.output = spec.output;
   a.loss = spec.loss;
+  a.slope = T(spec.leaky_relu_slope);
   return a;
 }
 
@@ -132,7 +149,7 @@ FusedArgs<T> fused_args(const NetworkSpec& spec, const T* params,
 template <class T>
 void DeviceNet<T>::forward(const T* params, const T* x, std::int64_t rows, T* out) {
   if (!fused_) {
-    forward_layers(params, x, rows, out);
+    forward_layers(params, x, rows, out, false);
     return;
   }
   FusedArgs<T> a = fused_args<T>(spec_, params, coef_offsets_, intercept_offsets_);
@@ -158,6 +175,7 @@ const T* DeviceNet<T>::train_pass(const T* params, const T* X, const T* Y, const
     FusedArgs<T> a = fused_args<T>(spec_, params, coef_offsets_, intercept_offsets_);
     for (std::int64_t l = 0; l < L; ++l) {
       a.layer[l].z_out = l + 1 < L ? z(l + 1) : nullptr;
+      a.layer[l].pre_out = l + 1 < L ? pre(l + 1) : nullptr;  // nullptr unless gelu or silu
       a.layer[l].delta_out = delta(l + 1);
     }
     a.X = X;
@@ -181,20 +199,22 @@ const T* DeviceNet<T>::train_pass(const T* params, const T* X, const T* Y, const
       y = y_batch;
       wb = w ? w_batch : nullptr;
     }
-    forward_layers(params, x, rows, z(L));
+    forward_layers(params, x, rows, z(L), true);
     loss_and_output_delta<T>(spec_.loss, spec_.output, z(L), y, wb, rows, n_out, delta(L),
                              &scalars()->loss_sum, stream());
   }
   // Backward: the gradient sums of layer l from delta_{l+1} and its input, then (unfused) the
-  // delta below: delta_l = f'(z_l) * (delta_{l+1} . W_l^T).
+  // delta below: delta_l = f'(a_l) * (delta_{l+1} . W_l^T), f' read from z_l (from a_l for
+  // gelu and silu).
   for (std::int64_t l = L - 1; l >= 0; --l) {
     const T* input = l == 0 ? x : z(l);
     gemm_weight_grad<T>(input, delta(l + 1), grads + coef_offsets_[l],
                         grads + intercept_offsets_[l], rows, spec_.sizes[l], spec_.sizes[l + 1],
                         accumulate, partial_, sm_count_, stream());
     if (!fused_ && l > 0) {
-      gemm_backward_delta<T>(delta(l + 1), params + coef_offsets_[l], z(l), delta(l), rows,
-                             spec_.sizes[l + 1], spec_.sizes[l], spec_.hidden, sm_count_, stream());
+      gemm_backward_delta<T>(delta(l + 1), params + coef_offsets_[l], z(l), pre(l), delta(l), rows,
+                             spec_.sizes[l + 1], spec_.sizes[l], spec_.hidden, slope(), sm_count_,
+                             stream());
     }
   }
   return wb;
@@ -216,7 +236,7 @@ void DeviceNet<T>::predict_host(const T* params, const T* X, std::int64_t rows,
     if (every_layer) {
       // The fused kernel keeps hidden outputs in shared memory: the layer-by-layer pass leaves
       // each one in the workspace.
-      forward_layers(params, x_dev, n, z(L));
+      forward_layers(params, x_dev, n, z(L), false);
       for (std::int64_t l = 1; l <= L; ++l) {
         copy_to_host(outputs[l - 1] + start * spec_.sizes[l], z(l), std::size_t(n * spec_.sizes[l]),
                      stream());

@@ -65,16 +65,22 @@ class DeviceNet {
  private:
   T* z(std::int64_t l) const { return ws_.get() + z_offsets_[l - 1]; }      // (rows, sizes[l])
   T* delta(std::int64_t l) const { return ws_.get() + d_offsets_[l - 1]; }  // (rows, sizes[l])
-  void forward_layers(const T* params, const T* x, std::int64_t rows, T* out);
+  // The pre-activations a_l of hidden layer l (1 <= l < L), (rows, sizes[l]), kept only where
+  // the hidden activation needs_preactivation (gelu, silu): nullptr otherwise.
+  T* pre(std::int64_t l) const { return keep_pre_ ? ws_.get() + pre_offsets_[l - 1] : nullptr; }
+  T slope() const { return T(spec_.leaky_relu_slope); }
+  // keep_pre: also write the hidden layers' pre-activations (a training pass's forward part).
+  void forward_layers(const T* params, const T* x, std::int64_t rows, T* out, bool keep_pre);
 
   NetworkSpec spec_;
   bool fused_;
+  bool keep_pre_;  // needs_preactivation(spec_.hidden)
   int sm_count_ = 1;
   Stream stream_;
   std::vector<std::int64_t> coef_offsets_, intercept_offsets_;
   std::int64_t rows_ = 0;  // the workspace holds passes of this many rows
-  DeviceBuffer<T> ws_;     // z_1..z_L, delta_1..delta_L, x, y, w of one pass
-  std::vector<std::int64_t> z_offsets_, d_offsets_;
+  DeviceBuffer<T> ws_;     // z_1..z_L, delta_1..delta_L, [a_1..a_{L-1}], x, y, w of one pass
+  std::vector<std::int64_t> z_offsets_, d_offsets_, pre_offsets_;
   std::int64_t x_offset_ = 0, y_offset_ = 0, w_offset_ = 0;
   DeviceBuffer<T> partial_;  // split-K partial sums of the weight gradients
   DeviceBuffer<PassScalars> scalars_;

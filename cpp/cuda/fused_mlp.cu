@@ -26,11 +26,14 @@ constexpr int kStride = kFusedMaxWidth + 1;
 template <class T>
 using Tile = T[kRows<T>][kStride];
 
-// out[r][n] = f(sum_k in[r][k] W[k][n] + b[n]) for the tile's rows; in is (kRows, K).
+// out[r][n] = f(sum_k in[r][k] W[k][n] + b[n]) for the tile's rows; in is (kRows, K). pre
+// (rows of the pass, N) or nullptr: where given, the pre-activations of the rows r < valid
+// also go there, row r of the tile to row row0 + r.
 template <class T>
 __device__ __forceinline__ void dense_forward(const Tile<T>& in, Tile<T>& out,
                                               const T* __restrict__ W, const T* __restrict__ b,
-                                              int K, int N, Activation f) {
+                                              int K, int N, Activation f, T slope, T* pre,
+                                              std::int64_t row0, int valid) {
   constexpr int R = kRows<T>;
   const int groups = kThreads / N;  // row groups sharing the columns; N <= kThreads
   const int n = threadIdx.x % N, g = threadIdx.x / N;
@@ -50,19 +53,25 @@ __device__ __forceinline__ void dense_forward(const Tile<T>& in, Tile<T>& out,
 #pragma unroll
   for (int i = 0; i < R; ++i) {
     const int r = g + i * groups;
-    if (r < R) out[r][n] = scalar::activate(f, T(acc[i] + bias));
+    if (r < R) {
+      const T a = acc[i] + bias;
+      if (pre && r < valid) pre[(row0 + r) * N + n] = a;
+      out[r][n] = scalar::activate(f, a, slope);
+    }
   }
 }
 
-// Backward through one layer: out[r][n] = f'(z[r][n]) * sum_k in[r][k] W[n][k] for rows r <
-// valid (zero beyond), with in the delta (kRows, K) of the layer above, W (N, K) its weights and
-// z (rows of the pass, N) the output of this layer, read from global memory where the forward
-// part of this block wrote it. The delta also goes to delta_out.
+// Backward through one layer: out[r][n] = f'(a[r][n]) * sum_k in[r][k] W[n][k] for rows r <
+// valid (zero beyond), with in the delta (kRows, K) of the layer above, W (N, K) its weights, z
+// (rows of the pass, N) the output of this layer and pre (the same shape) its pre-activations
+// where f needs them (nullptr otherwise), both read from global memory where the forward part
+// of this block wrote them (plain loads, not __ldg: written by this kernel). The delta also goes
+// to delta_out.
 template <class T>
 __device__ __forceinline__ void dense_backward(const Tile<T>& in, Tile<T>& out,
-                                               const T* __restrict__ W, const T* z, T* delta_out,
-                                               std::int64_t row0, int valid, int K, int N,
-                                               Activation f) {
+                                               const T* __restrict__ W, const T* z, const T* pre,
+                                               T* delta_out, std::int64_t row0, int valid, int K,
+                                               int N, Activation f, T slope) {
   constexpr int R = kRows<T>;
   const int groups = kThreads / N;
   const int n = threadIdx.x % N, g = threadIdx.x / N;
@@ -86,7 +95,8 @@ __device__ __forceinline__ void dense_backward(const Tile<T>& in, Tile<T>& out,
       T d = T(0);
       if (r < valid) {
         const std::int64_t at = (row0 + r) * N + n;
-        d = scalar::times_derivative(f, z[at], acc[i]);
+        d = pre ? scalar::times_derivative_at(f, pre[at], z[at], acc[i], slope)
+                : scalar::times_derivative(f, z[at], acc[i], slope);
         delta_out[at] = d;
       }
       out[r][n] = d;
@@ -144,7 +154,8 @@ __global__ void __launch_bounds__(kThreads)
     const FusedLayer<T>& layer = args.layer[l];
     const Activation f = l + 1 == L ? args.output : args.hidden;
     dense_forward<T>(tiles[cur], tiles[cur ^ 1], layer.W, layer.b, layer.fan_in, layer.fan_out,
-                     f == Activation::softmax ? Activation::identity : f);
+                     f == Activation::softmax ? Activation::identity : f, args.slope,
+                     kTrain ? layer.pre_out : nullptr, row0, valid);
     __syncthreads();
     if (f == Activation::softmax) {
       softmax_tile<T>(tiles[cur ^ 1], layer.fan_out);
@@ -194,8 +205,9 @@ __global__ void __launch_bounds__(kThreads)
   for (int l = L - 1; l >= 1; --l) {
     const FusedLayer<T>& above = args.layer[l];
     const FusedLayer<T>& below = args.layer[l - 1];
-    dense_backward<T>(tiles[cur], tiles[cur ^ 1], above.W, below.z_out, below.delta_out, row0,
-                      valid, above.fan_out, above.fan_in, args.hidden);
+    dense_backward<T>(tiles[cur], tiles[cur ^ 1], above.W, below.z_out, below.pre_out,
+                      below.delta_out, row0, valid, above.fan_out, above.fan_in, args.hidden,
+                      args.slope);
     __syncthreads();
     cur ^= 1;
   }

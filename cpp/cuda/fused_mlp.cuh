@@ -6,7 +6,8 @@
 // gather of the batch rows, every layer's forward pass (bias, activation, softmax), the loss and
 // the output error, and every layer's backward delta. What it writes to global memory is only what
 // the weight gradients need (the gathered inputs, hidden outputs and deltas), which the
-// ordinary GEMM then reduces over the batch. Arithmetic is plain FP32/FP64 FMA (no TF32
+// ordinary GEMM then reduces over the batch, and for gelu and silu the hidden pre-activations
+// that their derivatives are taken from. Arithmetic is plain FP32/FP64 FMA (no TF32
 // tensor cores), so it agrees with the unfused path to rounding.
 #pragma once
 
@@ -19,12 +20,14 @@
 namespace fastmlp::cuda {
 
 // One weight layer: W (fan_in, fan_out), b (fan_out,), and where training writes its output z
-// (hidden layers only) and its delta, both (rows, fan_out).
+// (hidden layers only), its pre-activations a (hidden layers whose activation
+// needs_preactivation, gelu and silu; nullptr otherwise) and its delta, all (rows, fan_out).
 template <class T>
 struct FusedLayer {
   const T* W;
   const T* b;
   T* z_out;
+  T* pre_out;
   T* delta_out;
   int fan_in;
   int fan_out;
@@ -38,6 +41,7 @@ struct FusedArgs {
   Activation hidden;
   Activation output;
   Loss loss;
+  T slope;  // leaky_relu's (the spec's leaky_relu_slope); unused by the other activations
   // Row i of the pass is X[order[i]] (order == nullptr: X[i]), for i < rows.
   const T* X;
   const std::int64_t* order;

@@ -36,10 +36,15 @@ template <class T>
 struct ForwardEpilogue {
   T* C;
   const T* bias;
+  T* pre;  // nullptr: the pre-activations are not kept
   std::int64_t ldc;
   Activation f;
+  T slope;
   __device__ void operator()(std::int64_t m, std::int64_t n, T acc, int) const {
-    C[m * ldc + n] = scalar::activate(f, T(acc + bias[n]));
+    const std::int64_t i = m * ldc + n;
+    const T a = acc + bias[n];
+    if (pre) pre[i] = a;
+    C[i] = scalar::activate(f, a, slope);
   }
 };
 
@@ -47,11 +52,14 @@ template <class T>
 struct DeltaEpilogue {
   T* C;
   const T* Z;
+  const T* pre;  // nullptr: the derivative is taken from Z alone
   std::int64_t ldc;
   Activation f;
+  T slope;
   __device__ void operator()(std::int64_t m, std::int64_t n, T acc, int) const {
     const std::int64_t i = m * ldc + n;
-    C[i] = scalar::times_derivative(f, Z[i], acc);
+    C[i] = pre ? scalar::times_derivative_at(f, pre[i], Z[i], acc, slope)
+               : scalar::times_derivative(f, Z[i], acc, slope);
   }
 };
 
@@ -201,19 +209,21 @@ void launch_unsplit(const T* A, const T* B, std::int64_t M, std::int64_t N, std:
 }  // namespace
 
 template <class T>
-void gemm_forward(const T* A, const T* W, const T* bias, T* C, std::int64_t M, std::int64_t K,
-                  std::int64_t N, Activation f, int sm_count, cudaStream_t stream) {
+void gemm_forward(const T* A, const T* W, const T* bias, T* C, T* pre, std::int64_t M,
+                  std::int64_t K, std::int64_t N, Activation f, T slope, int sm_count,
+                  cudaStream_t stream) {
   if (M == 0) return;
-  const ForwardEpilogue<T> epilogue{C, bias, N, f};
+  const ForwardEpilogue<T> epilogue{C, bias, pre, N, f, slope};
   launch_unsplit<T, false, false>(A, W, M, N, K, K, N, epilogue, sm_count, stream,
                                   "kernel launch (gemm_forward)");
 }
 
 template <class T>
-void gemm_backward_delta(const T* D, const T* W, const T* Z, T* C, std::int64_t M, std::int64_t K,
-                         std::int64_t N, Activation f, int sm_count, cudaStream_t stream) {
+void gemm_backward_delta(const T* D, const T* W, const T* Z, const T* pre, T* C, std::int64_t M,
+                         std::int64_t K, std::int64_t N, Activation f, T slope, int sm_count,
+                         cudaStream_t stream) {
   if (M == 0) return;
-  const DeltaEpilogue<T> epilogue{C, Z, N, f};
+  const DeltaEpilogue<T> epilogue{C, Z, pre, N, f, slope};
   // op(B)[k][n] = W[n][k]: W (N, K) read transposed.
   launch_unsplit<T, false, true>(D, W, M, N, K, K, K, epilogue, sm_count, stream,
                                  "kernel launch (gemm_backward_delta)");
@@ -265,12 +275,13 @@ void gemm_weight_grad(const T* A, const T* D, T* gW, T* gb, std::int64_t R, std:
   }
 }
 
-#define FASTMLP_INSTANTIATE_GEMM(T)                                                                \
-  template void gemm_forward<T>(const T*, const T*, const T*, T*, std::int64_t, std::int64_t,      \
-                                std::int64_t, Activation, int, cudaStream_t);                      \
-  template void gemm_backward_delta<T>(const T*, const T*, const T*, T*, std::int64_t,             \
-                                       std::int64_t, std::int64_t, Activation, int, cudaStream_t); \
-  template void gemm_weight_grad<T>(const T*, const T*, T*, T*, std::int64_t, std::int64_t,        \
+#define FASTMLP_INSTANTIATE_GEMM(T)                                                               \
+  template void gemm_forward<T>(const T*, const T*, const T*, T*, T*, std::int64_t, std::int64_t, \
+                                std::int64_t, Activation, T, int, cudaStream_t);                  \
+  template void gemm_backward_delta<T>(const T*, const T*, const T*, const T*, T*, std::int64_t,  \
+                                       std::int64_t, std::int64_t, Activation, T, int,            \
+                                       cudaStream_t);                                             \
+  template void gemm_weight_grad<T>(const T*, const T*, T*, T*, std::int64_t, std::int64_t,       \
                                     std::int64_t, bool, DeviceBuffer<T>&, int, cudaStream_t);
 
 FASTMLP_INSTANTIATE_GEMM(float)

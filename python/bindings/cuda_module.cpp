@@ -42,19 +42,6 @@ void require_device(int device) {
   }
 }
 
-// leaky_relu, gelu and silu run on the CPU only for now: refused here, before anything reaches
-// the device (network_spec then checks the slope as the CPU core does).
-void check_gpu_activation(const std::string& activation) {
-  if (activation == "leaky_relu" || activation == "gelu" || activation == "silu") {
-    PyErr_SetString(PyExc_NotImplementedError,
-                    ("the hidden activation '" + activation +
-                     "' is not yet implemented on the GPU (leaky_relu, gelu and silu run on the "
-                     "CPU only)")
-                        .c_str());
-    throw py::error_already_set();
-  }
-}
-
 void check_device_argument(int device) {
   if (device < 0) throw py::index_error("device must be >= 0, got " + std::to_string(device));
 }
@@ -104,7 +91,6 @@ template <class T>
 py::object forward_typed(const py::array& X, const py::list& coefs, const py::list& intercepts,
                          const std::string& activation, const std::string& output_activation,
                          int device, bool activations, double leaky_relu_slope) {
-  check_gpu_activation(activation);
   const NetworkSpec spec = network_spec(coefs, activation, output_activation,
                                         any_loss_for(output_activation), leaky_relu_slope);
   const cuda::HostParams<T> params = host_params<T>(coefs, intercepts, spec);
@@ -136,7 +122,6 @@ py::object backward_typed(const py::array& X, const py::array& Y, const py::obje
                           const std::string& activation, const std::string& output_activation,
                           const std::string& loss, double alpha, int device, bool internals,
                           double leaky_relu_slope) {
-  check_gpu_activation(activation);
   const NetworkSpec spec =
       network_spec(coefs, activation, output_activation, parse_loss(loss), leaky_relu_slope);
   const cuda::HostParams<T> params = host_params<T>(coefs, intercepts, spec);
@@ -179,7 +164,6 @@ class PyTrainer {
             std::int64_t t, int device, bool fused, double leaky_relu_slope) {
     check_floating(X);
     float32_ = is_float32(X);
-    check_gpu_activation(activation);
     spec_ = network_spec(coefs, activation, output_activation, parse_loss(loss), leaky_relu_slope);
     config_.solver = parse_solver(solver);
     config_.learning_rate = learning_rate;
