@@ -348,6 +348,31 @@ def test_backend_without_sparse_refuses_it_clearly(monkeypatch):
         backend.forward(awkward_csr(), coefs, intercepts, "relu", "identity")
 
 
+def test_gpu_fit_refuses_sparse_x_before_touching_the_estimator(monkeypatch):
+    # The fake CUDA module (no sparse flag) stands for the GPU: a fitted model asked to refit on
+    # sparse X there keeps its weights, its attributes and its feature count.
+    from fake_cuda_core import FakeCudaCore
+
+    from fastmlp import _cuda
+
+    monkeypatch.setattr(_cuda, "cuda_core", FakeCudaCore())
+    monkeypatch.setattr(_cuda, "import_problem", None)
+    X, y = classification()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPClassifier(**FIT).fit(X, y)
+    before = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(est).items()}
+    coefs = [c.copy() for c in est.coefs_]
+    est.set_params(device="cuda", warm_start=True)
+    wider = sp.csr_matrix(sp.hstack([sp.csr_matrix(X), sp.csr_matrix(X)]))
+    with pytest.raises(ValueError, match="sparse X is not supported on device 'cuda'"):
+        est.fit(wider, y)
+    assert est.n_features_in_ == before["n_features_in_"]
+    assert est.n_iter_ == before["n_iter_"]
+    for a, b in zip(est.coefs_, coefs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_scipy_sparse_arrays_and_empty_matrix_rows():
     X, y = classification()
     Xa = sp.csr_array(X)

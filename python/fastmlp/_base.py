@@ -264,6 +264,9 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden_layer_sizes}.")
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
+        # Sparse X on a backend without sparse kernels (the GPU's) is refused before anything
+        # is validated or initialized: the estimator stays as it was.
+        backend.check_input(X)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         # bfloat16 products keep float32 master weights, whatever X's dtype.
         dtype = np.float32 if X.dtype == np.float32 or backend.bf16 else np.float64
