@@ -20,6 +20,7 @@ def forward(
     device: int = 0,
     activations: Literal[False] = False,
     leaky_relu_slope: float = 0.01,
+    bf16: bool = False,
 ) -> _Float: ...
 @overload
 def forward(
@@ -32,6 +33,7 @@ def forward(
     device: int = 0,
     activations: Literal[True],
     leaky_relu_slope: float = 0.01,
+    bf16: bool = False,
 ) -> list[_Float]: ...
 def backward(
     X: _Float,
@@ -49,6 +51,7 @@ def backward(
     device: int = 0,
     internals: bool = False,
     leaky_relu_slope: float = 0.01,
+    bf16: bool = False,
 ) -> Any: ...
 
 class Trainer:
@@ -77,6 +80,7 @@ class Trainer:
         t: int,
         device: int = 0,
         leaky_relu_slope: float = 0.01,
+        bf16: bool = False,
         batch_split: Literal["auto", "always", "never"] = "auto",
     ) -> None: ...
     def run(

@@ -67,6 +67,7 @@ from fastmlp._reference_optim import (
 )
 
 __all__ = [
+    "BF16_MIN_UNITS",
     "HIDDEN_ACTIVATIONS",
     "LOSSES",
     "MLP",
@@ -80,6 +81,7 @@ __all__ = [
     "derivative",
     "epoch",
     "invscaling_rate",
+    "round_to_bfloat16",
     "sample_losses",
 ]
 
@@ -233,14 +235,27 @@ def _is_finite_real(x):
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
-# Layers with fewer inputs or outputs than this keep float32 products under bfloat16.
+#: Layers with fewer inputs or outputs than this keep float32 products under bfloat16.
 BF16_MIN_UNITS = 16
 
 
 def round_to_bfloat16(x):
-    """x (float32) rounded to the nearest bfloat16, ties to even, as float32: the top 16 bits
-    of each float32 after adding half of the dropped part's unit (plus one where the kept
-    part is odd, for the ties). NaN stays NaN; infinities stay."""
+    """Round to the nearest bfloat16, ties to even, keeping the float32 type.
+
+    The top 16 bits of each float32 after adding just under half of the dropped part's unit,
+    plus one where the kept part is odd (so that ties go to even). NaN stays NaN; infinities
+    stay; numbers past bfloat16's largest round to infinity.
+
+    Parameters
+    ----------
+    x : array-like
+        Converted to float32 first.
+
+    Returns
+    -------
+    rounded : ndarray of float32
+        Every element a bfloat16 value.
+    """
     x = np.ascontiguousarray(x, dtype=np.float32)
     bits = x.view(np.uint32).astype(np.uint64)
     keep_odd = (bits >> 16) & 1
