@@ -406,6 +406,9 @@ def test_demo_writes_its_loss_curve_by_default_and_not_with_no_plot(tmp_path, ca
 def test_info_still_works(capsys):
     code, out, _ = run(["info"], capsys)
     assert code == 0 and "version" in out
+    # The bf16 kernel that compute_dtype="bfloat16" would run, or none and why.
+    bf16 = fastmlp.build_info()["bf16"]
+    assert f"bf16: {bf16['kernel'] or 'none (' + bf16['reason'] + ')'}" in out.splitlines()
 
 
 # ---------------------------------------------------------------- as a program

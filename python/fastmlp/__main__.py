@@ -120,6 +120,8 @@ def _info(args):
     import fastmlp
 
     for key, value in fastmlp.build_info().items():
+        if key == "bf16":  # the kernel compute_dtype="bfloat16" would run, or why none
+            value = value["kernel"] or f"none ({value['reason']})"
         print(f"{key}: {value}")
     return 0
 
