@@ -10,6 +10,8 @@
 //                                                            (from a for gelu and silu)
 #pragma once
 
+#include <optional>
+
 #include "fastmlp/matrix.hpp"
 #include "fastmlp/shared/definitions.hpp"
 
@@ -19,13 +21,22 @@ namespace fastmlp {
 enum class Kernel {
   eigen,       // Eigen's packed, cache-blocked GEMM (may use Eigen's threads)
   small_gemm,  // fastmlp's unpacked register-blocked kernel (cpp/src/small_gemm.cpp)
+  packed,      // fastmlp's packed, cache-blocked kernel with fused epilogues (packed_gemm.hpp)
 };
 
 // Which kernel computes C (m, n) = A (m, k) B (k, n) on the calling thread: a function of the
-// shape and the caller's own thread setting only (never of what other threads do), so that the
-// same call gives the same bits. The rules are measurements; see small_gemm.cpp.
+// shape, the caller's own thread setting and the forced kernel only (never of what other
+// threads do), so that the same call gives the same bits. The rules are measurements; see
+// small_gemm.cpp and layer_products.cpp.
 template <class T>
 Kernel choose_kernel(Index m, Index n, Index k);
+
+// A process-wide override of choose_kernel, for tests and benchmarks: every dense product
+// uses `kernel` (small_gemm then runs on one thread whatever the shape); std::nullopt gives
+// the choice back to the rules. The Python module sets it at import from FASTMLP_GEMM_KERNEL.
+// Set it only while no product runs.
+void set_forced_kernel(std::optional<Kernel> kernel);
+std::optional<Kernel> forced_kernel();
 
 // out (rows, n) <- f(in (rows, k) W (k, n) + b (n,)), the bias and f applied while the output
 // is in cache where the kernel can fuse them. slope is leaky_relu's; where pre is not nullptr it

@@ -1,0 +1,213 @@
+#include "fastmlp/packed_gemm.hpp"
+
+#include <exception>
+#include <mutex>
+#include <vector>
+
+#include "fastmlp/parallel.hpp"
+#include "packed_gemm_micro.hpp"
+
+namespace fastmlp {
+
+namespace {
+
+using namespace packed;  // NOLINT(google-build-using-namespace): this file's own pieces
+
+// The micro-kernels for 1..MR rows, at index rows - 1: the last block of rows uses the one
+// that fits it rather than computing rows that are thrown away.
+template <class T, int... R>
+constexpr std::array<MicroKernel<T>, sizeof...(R)> micro_kernels(std::integer_sequence<int, R...>) {
+  return {&micro_kernel<T, R + 1>...};
+}
+// Internal linkage (this file's anonymous namespace): an inline variable would be one
+// process-wide "unique" symbol, which the other instruction-set modules would bind to.
+template <class T>
+constexpr std::array<MicroKernel<T>, kMR> kMicroKernels =
+    micro_kernels<T>(std::make_integer_sequence<int, kMR>());
+
+// Each thread's packing buffers, kept between calls (the minibatch loop never allocates once they
+// have grown to the largest blocks) and aligned for the micro-kernel's aligned loads.
+template <class T>
+struct PackBuffers {
+  std::vector<T, Eigen::aligned_allocator<T>> a, b;
+  static T* at_least(std::vector<T, Eigen::aligned_allocator<T>>& v, Index size) {
+    if (Index(v.size()) < size) v.resize(size);
+    return v.data();
+  }
+};
+template <class T>
+PackBuffers<T>& thread_buffers() {
+  thread_local PackBuffers<T> buffers;
+  return buffers;
+}
+
+Index round_up(Index x, Index to) { return (x + to - 1) / to * to; }
+// Blocks of at most `limit` over `length`, as even as the multiple `unit` lets them be: 1100
+// rows in blocks of at most 1008 make two blocks of 560 and 540, not 1008 and 92.
+Index even_block(Index length, Index limit, Index unit) {
+  const Index blocks = (length + limit - 1) / limit;
+  return round_up((length + blocks - 1) / blocks, unit);
+}
+
+// What one call computes (see packed_gemm): everything but the part of C a thread owns.
+template <class T>
+struct Problem {
+  Index k;
+  StridedOperand<T> A, B;
+  T* C;
+  Index ldc;
+  const T* bias;
+  bool accumulate;
+  BlockEpilogue epilogue;
+
+  StridedOperand<T> a_at(Index i, Index p) const {
+    return {A.data + i * A.row_stride + p * A.col_stride, A.row_stride, A.col_stride};
+  }
+  StridedOperand<T> b_at(Index p, Index j) const {
+    return {B.data + p * B.row_stride + j * B.col_stride, B.row_stride, B.col_stride};
+  }
+};
+
+// One MR x NR block of C at (i, j): the micro-kernel for its rows in place where it has NR
+// columns, else (the last columns) into a full-width copy and back. first: the first KC block,
+// which starts from zero or C (accumulate) plus the bias, where the later ones add to C.
+template <class T>
+void compute_tile(const Problem<T>& pr, Index i, Index j, Index rows, Index cols, Index kc,
+                  const T* a_panel, const T* b_panel, bool first) {
+  constexpr int NR = kNR<T>;
+  const bool load_c = !first || pr.accumulate;
+  const T* bias = first && pr.bias ? pr.bias + j : nullptr;
+  T* c = pr.C + i * pr.ldc + j;
+  const MicroKernel<T> kernel = kMicroKernels<T>[rows - 1];
+  if (cols == NR) {
+    kernel(kc, a_panel, b_panel, c, pr.ldc, bias, load_c);
+    return;
+  }
+  // The last columns: the same kernel, on a full-width copy of C's block and of the bias.
+  alignas(64) T tile[kMR * NR] = {};
+  alignas(64) T tile_bias[NR] = {};
+  if (load_c) {
+    for (Index r = 0; r < rows; ++r) std::copy_n(c + r * pr.ldc, cols, tile + r * NR);
+  }
+  if (bias) std::copy_n(bias, cols, tile_bias);
+  kernel(kc, a_panel, b_panel, tile, NR, bias ? tile_bias : nullptr, load_c);
+  for (Index r = 0; r < rows; ++r) std::copy_n(tile + r * NR, cols, c + r * pr.ldc);
+}
+
+// C's rows [i_begin, i_end) and columns [j_begin, j_end) on the calling thread.
+template <class T>
+void gemm_part(const Problem<T>& pr, Index i_begin, Index i_end, Index j_begin, Index j_end) {
+  if (i_begin >= i_end || j_begin >= j_end) return;
+  const Index k = pr.k;
+  if (k == 0) {
+    for (Index i = i_begin; i < i_end; ++i) {
+      T* c = pr.C + i * pr.ldc;
+      for (Index j = j_begin; j < j_end; ++j) {
+        const T bias = pr.bias ? pr.bias[j] : T(0);
+        c[j] = pr.accumulate ? c[j] + bias : bias;
+      }
+    }
+    if (pr.epilogue) {
+      for (Index i = i_begin; i < i_end; i += kMR) {
+        pr.epilogue(i, j_begin, std::min<Index>(kMR, i_end - i), j_end - j_begin);
+      }
+    }
+    return;
+  }
+  constexpr int NR = kNR<T>;
+  const Index mc_step = even_block(i_end - i_begin, kMC<T>, kMR);
+  const Index kc_step = even_block(k, kKC<T>, 1);
+  const Index nc_step = even_block(j_end - j_begin, kNC<T>, NR);
+  PackBuffers<T>& buffers = thread_buffers<T>();
+  T* a_packed = buffers.at_least(buffers.a, mc_step * kc_step);
+  T* b_packed = buffers.at_least(buffers.b, kc_step * nc_step);
+  for (Index ic = i_begin; ic < i_end; ic += mc_step) {
+    const Index mc = std::min(mc_step, i_end - ic);
+    // KC blocks in order, whatever else: each element's sum runs over k in one fixed order.
+    for (Index pc = 0; pc < k; pc += kc_step) {
+      const Index kc = std::min(kc_step, k - pc);
+      const bool first = pc == 0, last = pc + kc == k;
+      pack_a<T>(mc, kc, pr.a_at(ic, pc), a_packed);
+      for (Index jc = j_begin; jc < j_end; jc += nc_step) {
+        const Index nc = std::min(nc_step, j_end - jc);
+        pack_b<T>(kc, nc, pr.b_at(pc, jc), b_packed);
+        for (Index ir = 0; ir < mc; ir += kMR) {
+          const Index rows = std::min<Index>(kMR, mc - ir);
+          const T* a_panel = a_packed + ir * kc;
+          for (Index jr = 0; jr < nc; jr += NR) {
+            compute_tile(pr, ic + ir, jc + jr, rows, std::min<Index>(NR, nc - jr), kc, a_panel,
+                         b_packed + jr * kc, first);
+          }
+          // These MR rows of the NC block are final: the epilogue finds them in L1 or L2.
+          if (last && pr.epilogue) pr.epilogue(ic + ir, jc, rows, nc);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void packed_gemm(Index m, Index n, Index k, StridedOperand<T> A, StridedOperand<T> B, T* C,
+                 Index ldc, const T* bias, bool accumulate, BlockEpilogue epilogue, int threads) {
+  if (m <= 0 || n <= 0) return;
+  const Problem<T> pr{k, A, B, C, ldc, bias, accumulate, epilogue};
+#ifdef FASTMLP_WITH_OPENMP
+  if (omp_in_parallel()) threads = 1;  // never oversubscribe: the caller's threads are busy
+#else
+  threads = 1;
+#endif
+  // Split the longer side among the threads (fewer copies of the other operand's packing),
+  // in whole tiles, unless it has too few tiles for them.
+  const Index m_tiles = (m + kMR - 1) / kMR, n_tiles = (n + kNR<T> - 1) / kNR<T>;
+  const bool split_n = n >= m ? n_tiles >= threads : m_tiles < threads;
+  const Index tiles = split_n ? n_tiles : m_tiles;
+  threads = int(std::max<Index>(1, std::min<Index>(threads, tiles)));
+  if (threads == 1 || k == 0) {
+    gemm_part(pr, 0, m, 0, n);
+    return;
+  }
+#ifdef FASTMLP_WITH_OPENMP
+  std::exception_ptr error;
+  std::mutex error_mutex;
+#pragma omp parallel num_threads(threads)
+  {
+    const Index t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const Index lo = tiles * t / nt, hi = tiles * (t + 1) / nt;
+    try {
+      if (split_n) {
+        gemm_part(pr, 0, m, lo * kNR<T>, std::min(n, hi * kNR<T>));
+      } else {
+        gemm_part(pr, lo * kMR, std::min(m, hi * kMR), 0, n);
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+#endif
+}
+
+template <class T>
+bool prefers_packed_gemm(Index m, Index n, Index k) {
+  // Placeholder until measured.
+  return m >= 64 && n >= 64 && k >= 64;
+}
+
+template <class T>
+PackedGemmBlocking packed_gemm_blocking() {
+  return {kMR, kNR<T>, int(kKC<T>), int(kMC<T>), int(kNC<T>)};
+}
+
+#define FASTMLP_INSTANTIATE(T)                                                                \
+  template void packed_gemm<T>(Index, Index, Index, StridedOperand<T>, StridedOperand<T>, T*, \
+                               Index, const T*, bool, BlockEpilogue, int);                    \
+  template bool prefers_packed_gemm<T>(Index, Index, Index);                                  \
+  template PackedGemmBlocking packed_gemm_blocking<T>();
+
+FASTMLP_INSTANTIATE(float)
+FASTMLP_INSTANTIATE(double)
+
+}  // namespace fastmlp
