@@ -35,14 +35,7 @@ struct Decision {
   std::string avx512_bf16_reason, amx_reason;
 };
 
-#ifdef FASTMLP_HAVE_BF16_KERNELS
-unsigned long long read_xcr0() {
-  unsigned eax, edx;
-  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
-  return (static_cast<unsigned long long>(edx) << 32) | eax;
-}
-#endif
-
+#ifndef FASTMLP_HAVE_BF16_KERNELS
 const char* variant_name() {
 #if defined(__AVX512F__)
   return "avx512";
@@ -52,6 +45,13 @@ const char* variant_name() {
   return "baseline";
 #endif
 }
+#else
+unsigned long long read_xcr0() {
+  unsigned eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (static_cast<unsigned long long>(edx) << 32) | eax;
+}
+#endif
 
 void probe(Decision& d) {
 #ifndef FASTMLP_HAVE_BF16_KERNELS

@@ -161,7 +161,7 @@ void bf16_gemm(Bf16Kernel kernel, Index m, Index n, Index k, StridedOperand<floa
                BlockEpilogue epilogue, int threads) {
   check_runnable(kernel);
   thread_local Bf16PackedB packed;
-  pack_bf16_b(kernel, k, n, B, packed);
+  pack_bf16_b(kernel, k, n, B, packed, in_parallel() ? 1 : threads);
   bf16_gemm(kernel, m, n, k, A, packed, C, ldc, accumulate, epilogue, threads);
 }
 

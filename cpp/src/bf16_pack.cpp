@@ -199,34 +199,47 @@ namespace bf16_detail {
 void pack_a(Index k, Index k_padded, StridedOperand<float> A, Index row0, Index rows,
             std::uint16_t* out) {
   const Index chunks = k_padded / kChunk;
-  for (Index r = 0; r < round_up(rows, 2 * kPanelRows); r += kPanelRows) {
-    std::uint16_t* panel = out + (r / kPanelRows) * chunks * kTileElems;
-    const Index valid = std::max<Index>(0, std::min(kPanelRows, rows - r));
-    for (Index c = 0; c < chunks; ++c) {
-      pack_a_tile(A, k, row0 + r, valid, c * kChunk, panel + c * kTileElems);
+  const Index panels = round_up(rows, 2 * kPanelRows) / kPanelRows;
+  // Read A along its rows: row-major A panel by panel (each row's chunks stream), transposed A
+  // (k-major) chunk by chunk (each of its rows streams across the panels).
+  const bool panels_outer = A.col_stride == 1 || A.row_stride != 1;
+  const Index outer = panels_outer ? panels : chunks, inner = panels_outer ? chunks : panels;
+  for (Index o = 0; o < outer; ++o) {
+    for (Index i = 0; i < inner; ++i) {
+      const Index p = panels_outer ? o : i, c = panels_outer ? i : o;
+      const Index valid = std::max<Index>(0, std::min(kPanelRows, rows - p * kPanelRows));
+      pack_a_tile(A, k, row0 + p * kPanelRows, valid, c * kChunk,
+                  out + (p * chunks + c) * kTileElems);
     }
   }
 }
 
 }  // namespace bf16_detail
 
-void pack_bf16_b(Bf16Kernel kernel, Index k, Index n, StridedOperand<float> B, Bf16PackedB& out) {
+void pack_bf16_b(Bf16Kernel kernel, Index k, Index n, StridedOperand<float> B, Bf16PackedB& out,
+                 int threads) {
   (void)kernel;  // one layout serves both kernels
+  using bf16_detail::kPanelRows;
   out.resize(k, n);
-  const Index panels =
-      bf16_detail::round_up(n, 2 * bf16_detail::kPanelRows) / bf16_detail::kPanelRows;
-  const Index blocks = out.k_padded() / bf16_detail::kChunk;  // 16 pairs each
+  const Index panels = bf16_detail::round_up(n, 2 * kPanelRows) / kPanelRows;
+  const Index blocks = out.k_padded() / bf16_detail::kChunk;  // of 16 pairs
   std::uint16_t* data = out.data();
   const Index k_padded = out.k_padded();
-  const bool parallel = max_threads() > 1 && panels * k_padded * 16 >= (1 << 16);
-  (void)parallel;
+  if (threads <= 0) threads = max_threads();
+  if (double(panels) * double(k_padded) * 16 < double(1 << 16)) threads = 1;
+  // Read B along its rows: with B row-major (k, n), one block of 32 rows across all panels
+  // streams through memory; panel by panel, each 64-byte read would hit another page.
+  const bool rows_outer = B.col_stride == 1;
+  const Index outer = rows_outer ? blocks : panels, inner = rows_outer ? panels : blocks;
 #ifdef FASTMLP_WITH_OPENMP
-#pragma omp parallel for schedule(static) if (parallel && !omp_in_parallel())
+#pragma omp parallel for schedule(static) \
+    num_threads(threads) if (threads > 1 && !omp_in_parallel())
 #endif
-  for (Index j = 0; j < panels; ++j) {
-    const Index cols = std::min(bf16_detail::kPanelRows, n - j * bf16_detail::kPanelRows);
-    for (Index b = 0; b < blocks; ++b) {
-      pack_b_block(B, k, j * bf16_detail::kPanelRows, cols, b * 16,
+  for (Index o = 0; o < outer; ++o) {
+    for (Index i = 0; i < inner; ++i) {
+      const Index j = rows_outer ? i : o, b = rows_outer ? o : i;
+      const Index cols = std::min(kPanelRows, n - j * kPanelRows);
+      pack_b_block(B, k, j * kPanelRows, cols, b * 16,
                    data + j * k_padded * 16 + b * bf16_detail::kTileElems);
     }
   }

@@ -71,8 +71,10 @@ class Bf16PackedB {
 };
 
 // Packs B (k, n) for `kernel` (both kernels use the same layout today; the argument keeps the
-// door open). Multithreaded over n panels unless called inside a parallel region.
-void pack_bf16_b(Bf16Kernel kernel, Index k, Index n, StridedOperand<float> B, Bf16PackedB& out);
+// door open) on `threads` threads (<= 0: max_threads(); inside a parallel region: the calling
+// thread only).
+void pack_bf16_b(Bf16Kernel kernel, Index k, Index n, StridedOperand<float> B, Bf16PackedB& out,
+                 int threads = 0);
 
 // C (m, n) = A (m, k) B (k, n), plus the old C if accumulate; C is row-major with leading
 // dimension ldc. A is rounded to bf16 while it is packed, B was packed by pack_bf16_b with the
