@@ -1,7 +1,8 @@
 // The AMX kernel: TDPBF16PS on 2 x 2 blocks of 16 x 16 fp32 C tiles (tmm0..3), two A tiles
 // (tmm4, 5: 16 rows x 32 bf16) and two B tiles (tmm6, 7: 16 pairs x 16 columns, VNNI pairs),
-// so each loaded tile feeds two products. Packing pads A to 32 rows and B to 32 columns, so
-// every block is a full 2 x 2; C tiles that reach past m or n go through a scratch tile.
+// so each loaded tile feeds two products. Packing pads A rows and B columns to multiples of 16
+// (and k to 32) with zeros; an odd last A or B panel runs a 2 x 1, 1 x 2 or 1 x 1 block, and C
+// tiles that reach past m or n go through a scratch tile.
 //
 // The tile instructions are written as inline assembly with "memory" clobbers rather than
 // GCC 12's _tile_* macros: those give tileloadd no memory operand (the compiler may then sink
@@ -73,51 +74,62 @@ void from_scratch(const CTile& t, const float* s, Index ldc) {
 }
 
 // Loads C tile t into tmm<t> (directly when it is whole, else through the scratch tile).
-#define FASTMLP_LOAD_C(t)                       \
-  if (tiles[t].full()) {                        \
-    FASTMLP_TILE_LOAD(t, tiles[t].c, ldc * 4);  \
-  } else {                                      \
-    to_scratch(tiles[t], scratch.tile[t], ldc); \
-    FASTMLP_TILE_LOAD(t, scratch.tile[t], 64);  \
+#define FASTMLP_LOAD_C(t)                         \
+  {                                               \
+    if (tiles[t].full()) {                        \
+      FASTMLP_TILE_LOAD(t, tiles[t].c, ldc * 4);  \
+    } else {                                      \
+      to_scratch(tiles[t], scratch.tile[t], ldc); \
+      FASTMLP_TILE_LOAD(t, scratch.tile[t], 64);  \
+    }                                             \
   }
-#define FASTMLP_STORE_C(t)                        \
-  if (tiles[t].full()) {                          \
-    FASTMLP_TILE_STORE(t, tiles[t].c, ldc * 4);   \
-  } else {                                        \
-    FASTMLP_TILE_STORE(t, scratch.tile[t], 64);   \
-    from_scratch(tiles[t], scratch.tile[t], ldc); \
+#define FASTMLP_STORE_C(t)                          \
+  {                                                 \
+    if (tiles[t].full()) {                          \
+      FASTMLP_TILE_STORE(t, tiles[t].c, ldc * 4);   \
+    } else {                                        \
+      FASTMLP_TILE_STORE(t, scratch.tile[t], 64);   \
+      from_scratch(tiles[t], scratch.tile[t], ldc); \
+    }                                               \
   }
 
-// One 32 x 32 block of C over chunks [0, chunks) of the given A panels and B panels.
-void micro_2x2(const std::uint16_t* a0, const std::uint16_t* a1, const std::uint16_t* b0,
-               const std::uint16_t* b1, Index chunks, const CTile (&tiles)[4], Index ldc,
-               bool load_c, Scratch& scratch) {
+// One block of MT x NT C tiles (16 x 16 each) over chunks [0, chunks) of the A panels a0, a1
+// and B panels b0, b1 (a1 and b1 unread when MT or NT is 1). Tiles: C (i, j) in tmm<2i + j>.
+template <int MT, int NT>
+void micro(const std::uint16_t* a0, const std::uint16_t* a1, const std::uint16_t* b0,
+           const std::uint16_t* b1, Index chunks, const CTile (&tiles)[4], Index ldc, bool load_c,
+           Scratch& scratch) {
+  constexpr bool two_rows = MT == 2, two_cols = NT == 2;
   if (load_c) {
     FASTMLP_LOAD_C(0)
-    FASTMLP_LOAD_C(1)
-    FASTMLP_LOAD_C(2)
-    FASTMLP_LOAD_C(3)
+    if constexpr (two_cols) FASTMLP_LOAD_C(1)
+    if constexpr (two_rows) FASTMLP_LOAD_C(2)
+    if constexpr (two_rows && two_cols) FASTMLP_LOAD_C(3)
   } else {
     FASTMLP_TILE_ZERO(0);
-    FASTMLP_TILE_ZERO(1);
-    FASTMLP_TILE_ZERO(2);
-    FASTMLP_TILE_ZERO(3);
+    if constexpr (two_cols) FASTMLP_TILE_ZERO(1);
+    if constexpr (two_rows) FASTMLP_TILE_ZERO(2);
+    if constexpr (two_rows && two_cols) FASTMLP_TILE_ZERO(3);
   }
   for (Index c = 0; c < chunks; ++c) {
     const Index off = c * kTileElems;
     FASTMLP_TILE_LOAD(4, a0 + off, 64);
     FASTMLP_TILE_LOAD(6, b0 + off, 64);
     FASTMLP_TILE_DP(0, 4, 6);
-    FASTMLP_TILE_LOAD(5, a1 + off, 64);
-    FASTMLP_TILE_DP(2, 5, 6);
-    FASTMLP_TILE_LOAD(7, b1 + off, 64);
-    FASTMLP_TILE_DP(1, 4, 7);
-    FASTMLP_TILE_DP(3, 5, 7);
+    if constexpr (two_rows) {
+      FASTMLP_TILE_LOAD(5, a1 + off, 64);
+      FASTMLP_TILE_DP(2, 5, 6);
+    }
+    if constexpr (two_cols) {
+      FASTMLP_TILE_LOAD(7, b1 + off, 64);
+      FASTMLP_TILE_DP(1, 4, 7);
+    }
+    if constexpr (two_rows && two_cols) FASTMLP_TILE_DP(3, 5, 7);
   }
   FASTMLP_STORE_C(0)
-  FASTMLP_STORE_C(1)
-  FASTMLP_STORE_C(2)
-  FASTMLP_STORE_C(3)
+  if constexpr (two_cols) FASTMLP_STORE_C(1)
+  if constexpr (two_rows) FASTMLP_STORE_C(2)
+  if constexpr (two_rows && two_cols) FASTMLP_STORE_C(3)
 }
 
 #undef FASTMLP_LOAD_C
@@ -137,11 +149,13 @@ void amx_block(const BlockArgs& g) {
   const Index chunks = g.k_padded / kChunk;
   const Index panel_elems = g.k_padded * kPanelRows;  // one A or B panel
   const Index row_pairs = (g.rows + 31) / 32;
+  const Index panel_end = std::min(g.panel1, (g.n + kPanelRows - 1) / kPanelRows);
   for (Index c0 = 0; c0 < chunks; c0 += kAmxChunksPerPass) {
     const Index pass = std::min(kAmxChunksPerPass, chunks - c0);
     const bool last = c0 + pass >= chunks;
     const bool load_c = g.accumulate || c0 > 0;
-    for (Index p = g.panel0; p < g.panel1; p += 2) {
+    for (Index p = g.panel0; p < panel_end; p += 2) {
+      const bool two_cols = p + 1 < panel_end;
       const Index col = p * kPanelRows;
       const std::uint16_t* b0 = g.b + p * panel_elems + c0 * kTileElems;
       const std::uint16_t* b1 = b0 + panel_elems;
@@ -150,13 +164,23 @@ void amx_block(const BlockArgs& g) {
         const Index row = rp * 32;
         const std::uint16_t* a0 = g.a + 2 * rp * panel_elems + c0 * kTileElems;
         const Index rows = std::min<Index>(32, g.rows - row);
+        const bool two_rows = rows > 16;
         float* c = g.c + row * g.ldc + col;
         const CTile tiles[4] = {
             {c, std::min<Index>(16, rows), std::min<Index>(16, cols)},
             {c + 16, std::min<Index>(16, rows), std::max<Index>(0, cols - 16)},
             {c + 16 * g.ldc, std::max<Index>(0, rows - 16), std::min<Index>(16, cols)},
             {c + 16 * g.ldc + 16, std::max<Index>(0, rows - 16), std::max<Index>(0, cols - 16)}};
-        micro_2x2(a0, a0 + panel_elems, b0, b1, pass, tiles, g.ldc, load_c, scratch);
+        const std::uint16_t* a1 = a0 + panel_elems;
+        if (two_rows && two_cols) {
+          micro<2, 2>(a0, a1, b0, b1, pass, tiles, g.ldc, load_c, scratch);
+        } else if (two_rows) {
+          micro<2, 1>(a0, a1, b0, b1, pass, tiles, g.ldc, load_c, scratch);
+        } else if (two_cols) {
+          micro<1, 2>(a0, a1, b0, b1, pass, tiles, g.ldc, load_c, scratch);
+        } else {
+          micro<1, 1>(a0, a1, b0, b1, pass, tiles, g.ldc, load_c, scratch);
+        }
         if (last && g.epilogue) g.epilogue(g.row0 + row, col, rows, cols);
       }
     }

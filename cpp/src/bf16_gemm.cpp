@@ -91,8 +91,8 @@ void bf16_gemm(Bf16Kernel kernel, Index m, Index n, Index k, StridedOperand<floa
 
   if (threads <= 0) threads = max_threads();
   if (in_parallel() || double(m) * double(n) * double(k) < kMinParallelGemmWork) threads = 1;
-  const Index panels = round_up(n, 2 * kPanelRows) / kPanelRows;  // even: AMX takes pairs
-  const Index panel_pairs = panels / 2;
+  const Index panels = (n + kPanelRows - 1) / kPanelRows;
+  const Index panel_pairs = (panels + 1) / 2;  // threads split columns by pairs (AMX blocks)
 
   // Row blocks: a multiple of the thread count when the rows allow, each <= kMaxBlockRows.
   Index row_blocks = 1, col_parts = 1;
@@ -127,7 +127,7 @@ void bf16_gemm(Bf16Kernel kernel, Index m, Index n, Index k, StridedOperand<floa
                        rows,
                        B.data(),
                        2 * (panel_pairs * cp / col_parts),
-                       2 * (panel_pairs * (cp + 1) / col_parts),
+                       std::min(panels, 2 * (panel_pairs * (cp + 1) / col_parts)),
                        n,
                        k_padded,
                        C + row0 * ldc,

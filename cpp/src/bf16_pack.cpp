@@ -181,7 +181,7 @@ void Bf16PackedB::Free::operator()(std::uint16_t* p) const { std::free(p); }
 
 void Bf16PackedB::resize(Index k, Index n) {
   const Index k_padded = bf16_detail::round_up(k, bf16_detail::kChunk);
-  const Index elems = bf16_detail::round_up(n, 2 * bf16_detail::kPanelRows) * k_padded;
+  const Index elems = bf16_detail::round_up(n, bf16_detail::kPanelRows) * k_padded;
   if (elems > capacity_) {
     const std::size_t bytes = std::size_t(bf16_detail::round_up(elems * 2, 64));
     auto* p = static_cast<std::uint16_t*>(std::aligned_alloc(64, bytes));
@@ -199,7 +199,7 @@ namespace bf16_detail {
 void pack_a(Index k, Index k_padded, StridedOperand<float> A, Index row0, Index rows,
             std::uint16_t* out) {
   const Index chunks = k_padded / kChunk;
-  const Index panels = round_up(rows, 2 * kPanelRows) / kPanelRows;
+  const Index panels = round_up(rows, kPanelRows) / kPanelRows;
   // Read A along its rows: row-major A panel by panel (each row's chunks stream), transposed A
   // (k-major) chunk by chunk (each of its rows streams across the panels).
   const bool panels_outer = A.col_stride == 1 || A.row_stride != 1;
@@ -221,7 +221,7 @@ void pack_bf16_b(Bf16Kernel kernel, Index k, Index n, StridedOperand<float> B, B
   (void)kernel;  // one layout serves both kernels
   using bf16_detail::kPanelRows;
   out.resize(k, n);
-  const Index panels = bf16_detail::round_up(n, 2 * kPanelRows) / kPanelRows;
+  const Index panels = bf16_detail::round_up(n, kPanelRows) / kPanelRows;
   const Index blocks = out.k_padded() / bf16_detail::kChunk;  // of 16 pairs
   std::uint16_t* data = out.data();
   const Index k_padded = out.k_padded();

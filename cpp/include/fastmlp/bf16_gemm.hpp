@@ -4,8 +4,8 @@
 // compiled into the avx512 build variant only; elsewhere bf16_kernel() is none and says why.
 //
 // Packed layouts (shared by both kernels; K is padded with zeros to a multiple of 32, M and N to
-// multiples of 32 (AMX works on pairs of panels), so that the micro-kernels never read past the
-// end and never branch on edges; only their stores into C are clipped):
+// multiples of 16, so that the micro-kernels never read past the end and never branch on edges
+// inside a panel; only their stores into C are clipped):
 //   A: [m panel of 16 rows][k chunk of 32][16 rows][32 bf16]      (an AMX A tile per 1 KiB)
 //   B: [n panel of 16 cols][k pair][16 cols][2 bf16]              (VNNI pairs: an AMX B tile
 //                                                                  per 32 k, one zmm per pair)
@@ -100,7 +100,7 @@ constexpr Index kTileElems = kPanelRows * kChunk;
 inline Index round_up(Index x, Index to) { return (x + to - 1) / to * to; }
 
 // Packs rows [row0, row0 + rows) of A (m, k) into `out` ([panel][chunk][16][32]; rows padded
-// with zero rows to a multiple of 32, k to k_padded with zeros).
+// with zero rows to a multiple of 16, k to k_padded with zeros).
 void pack_a(Index k, Index k_padded, StridedOperand<float> A, Index row0, Index rows,
             std::uint16_t* out);
 
@@ -108,7 +108,7 @@ void pack_a(Index k, Index k_padded, StridedOperand<float> A, Index row0, Index 
 // C[rows, cols] for packed A panels (covering the rows) against B panels [panel0, panel1).
 struct BlockArgs {
   const std::uint16_t* a;  // packed A of the block's rows, k_padded per panel row
-  Index rows;              // valid rows of the block (A holds round_up(rows, 32))
+  Index rows;              // valid rows of the block (A holds round_up(rows, 16))
   const std::uint16_t* b;  // packed B
   Index panel0, panel1;    // B panels of the block
   Index n;                 // total columns of C (the last panel may be partial)
