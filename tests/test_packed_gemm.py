@@ -161,10 +161,14 @@ def test_kernel_names_and_the_forced_kernel(forced_kernel):
 
 
 def test_the_rules_pick_packed_for_the_wide_layers_only():
-    # The wide network's products (1024-2048-2048, batch 512) on two threads go to the packed
-    # kernel where this build has one that beats Eigen; the small network's stay small_gemm.
-    big = core._gemm_kernel_for(512, 2048, 2048, np.float32, threads=2)
-    assert big in ("packed", "eigen")
+    # The wide network's products (1024-2048-2048, batch 512) go to the packed kernel in the
+    # builds where it beats Eigen (AVX-512, AVX2); the small network's stay on small_gemm,
+    # and narrow outputs (10 classes) on Eigen.
+    expected = "packed" if _core.variant in ("avx512", "avx2") else "eigen"
+    for threads in (1, 2):
+        assert core._gemm_kernel_for(512, 2048, 2048, np.float32, threads=threads) == expected
+        assert core._gemm_kernel_for(2048, 2048, 512, np.float64, threads=threads) == expected
+        assert core._gemm_kernel_for(512, 10, 2048, np.float32, threads=threads) == "eigen"
     assert core._gemm_kernel_for(32, 64, 64, np.float32) == "small_gemm"
 
 

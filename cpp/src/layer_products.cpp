@@ -32,7 +32,10 @@ template <class T>
 Kernel choose_kernel(Index m, Index n, Index k) {
   if (const std::optional<Kernel> forced = forced_kernel()) return *forced;
   // small_gemm never threads: it runs only where the caller runs its GEMMs on one thread.
-  if (prefers_small_gemm<T>(m, n, k) && scoped_gemm_threads() == 1) return Kernel::small_gemm;
+  if (scoped_gemm_threads() == 1 && prefers_small_gemm<T>(m, n, k) &&
+      !packed_beats_small_gemm<T>(m, n, k)) {
+    return Kernel::small_gemm;
+  }
   if (prefers_packed_gemm<T>(m, n, k)) return Kernel::packed;
   return Kernel::eigen;
 }

@@ -31,6 +31,9 @@ void packed_gemm(Index m, Index n, Index k, StridedOperand<T> A, StridedOperand<
 // seam asks small_gemm first). The measurements are in packed_gemm.cpp.
 template <class T>
 bool prefers_packed_gemm(Index m, Index n, Index k);
+// Whether it also beats small_gemm on one thread, on the shapes where small_gemm beats Eigen.
+template <class T>
+bool packed_beats_small_gemm(Index m, Index n, Index k);
 
 // The register block and cache blocks of this build, for tests that pick shapes around them.
 struct PackedGemmBlocking {
