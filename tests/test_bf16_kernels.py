@@ -165,7 +165,8 @@ SHAPES = [
     (31, 47, 33),  # k odd, nothing a multiple of a tile
     (64, 64, 64),
     (100, 70, 131),
-    (13, 53, 1100),  # k past both kernels' passes (512 and 256)
+    (13, 53, 1100),  # k past the AVX512-BF16 kernel's pass (256)
+    (37, 21, 2100),  # k past the AMX kernel's pass (2048)
     (300, 50, 40),  # several row blocks
     (129, 257, 65),
 ]
@@ -239,7 +240,7 @@ def test_epilogue_sees_every_element_once_when_final(kernel, m, n, k, threads):
 
 
 @pytest.mark.parametrize(
-    "m,n,k", [(512, 300, 200), (20, 700, 100), (129, 257, 1100), (1000, 10, 64)]
+    "m,n,k", [(512, 300, 200), (20, 700, 100), (129, 257, 2100), (1000, 10, 64)]
 )
 def test_threads_give_identical_bits(kernel, m, n, k):
     a, b = operands(m, n, k, seed=7)
