@@ -53,7 +53,7 @@ def mean_abs(a, b):
 
 
 @needs_bf16
-@pytest.mark.parametrize("shape", [(16, 16), (17, 31), (97, 64), (256, 33), (1024, 40)])
+@pytest.mark.parametrize("shape", [(128, 128), (131, 127), (97, 257), (521, 33), (1024, 40)])
 @pytest.mark.parametrize("rows", [1, 7, 130])
 def test_single_layer_matches_the_oracle_to_float32_summation(shape, rows):
     # No intermediate layer: both compute bf16(X) @ bf16(W) + b, the product in float32 in
@@ -81,7 +81,8 @@ def test_single_layer_matches_the_oracle_to_float32_summation(shape, rows):
      ("exp", "poisson"), ("tanh", "squared_error")],
 )  # fmt: skip
 def test_network_matches_the_oracle(activation, output, loss):
-    sizes = (37, 48, 33, 20) if output != "logistic" else (37, 48, 33, 1)
+    # Two bf16 layers (at least 128 x 128 weights) and a float32 output layer.
+    sizes = (130, 129, 131, 20) if output != "logistic" else (130, 129, 131, 1)
     product, oracle, fp32 = pair(sizes, activation, output, loss, slope=0.2)
     X, Y = data(sizes[0], sizes[-1], 67, seed=1)
     if output in ("softmax",):
@@ -107,10 +108,10 @@ def test_network_matches_the_oracle(activation, output, loss):
 def test_bf16_gradient_is_the_true_gradient_to_bf16_rounding():
     # The oracle's float64 gradient is held to finite differences elsewhere; the bf16 one may
     # differ from it by bfloat16's rounding of the operands, and not by more.
-    sizes = (40, 64, 32, 5)
+    sizes = (140, 128, 130, 5)
     product, _, _ = pair(sizes, "tanh")
     exact = reference.MLP(sizes, activation="tanh", dtype="float64", random_state=3, alpha=0.01)
-    X, Y = data(40, 5, 50, seed=2)
+    X, Y = data(140, 5, 50, seed=2)
     _, grads, _ = product.backward(X, Y)
     _, true_grads, _ = exact.backward(X.astype(np.float64), Y.astype(np.float64))
     for g, t in zip(grads, true_grads, strict=True):
@@ -120,10 +121,11 @@ def test_bf16_gradient_is_the_true_gradient_to_bf16_rounding():
 
 
 @needs_bf16
-def test_narrow_layers_stay_float32():
-    # Every layer under 16 units keeps float32 products: the same bits as without bf16.
-    sizes = (12, 15, 10)
-    X, Y = data(12, 10, 30)
+@pytest.mark.parametrize("sizes", [(12, 15, 10), (2000, 15, 10), (100, 100, 10)])
+def test_narrow_layers_stay_float32(sizes):
+    # Every layer under 16 units, or under 128 x 128 weights, keeps float32 products: the same
+    # bits as without bf16.
+    X, Y = data(sizes[0], sizes[-1], 30)
     kwargs = dict(activation="relu", dtype="float32", random_state=0)
     a = fastmlp.MLP(sizes, compute_dtype="bfloat16", **kwargs)
     b = fastmlp.MLP(sizes, **kwargs)
@@ -164,16 +166,16 @@ def test_round_to_bfloat16_of_the_oracle():
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 @pytest.mark.parametrize("batch_split", ["never", "always"])
-def test_training_epoch_matches_the_oracle(solver, batch_split):
-    # The core's epoch (weights packed once per minibatch, threads sharing the batch or the
-    # products) against the oracle's steps on the same batches.
+def test_bf16_training_stays_near_float32(solver, batch_split):
+    # The core's epochs (weights packed once per minibatch, threads sharing the batch or the
+    # products; L-BFGS's full batches) move off float32's path by bf16's rounding only.
     from fastmlp import _backend
 
     X, y = load_digits(return_X_y=True)
     X = (X[:600] / 16).astype(np.float32)
     y = y[:600]
     kwargs = dict(
-        hidden_layer_sizes=(64, 32), solver=solver, max_iter=3, random_state=0, batch_size=128,
+        hidden_layer_sizes=(256, 128), solver=solver, max_iter=3, random_state=0, batch_size=128,
         compute_dtype="bfloat16", tol=0, shuffle=False,
     )  # fmt: skip
     original = _backend.trainer_options["cpu"]
@@ -221,8 +223,8 @@ def test_parameter_round_trips(tmp_path):
 @needs_bf16
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fitted_bf16_model_survives_save_load_pickle_and_to_sklearn_drops_it(tmp_path):
-    X, Y = data(20, 1, 80)
-    est = MLPRegressor(hidden_layer_sizes=(32,), compute_dtype="bfloat16", max_iter=5)
+    X, Y = data(130, 1, 80)
+    est = MLPRegressor(hidden_layer_sizes=(256,), compute_dtype="bfloat16", max_iter=5)
     est.fit(X, Y.ravel())
     path = tmp_path / "model.npz"
     est.save(path)
@@ -280,10 +282,10 @@ def run_python(code, **env):
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_without_a_kernel_fit_raises_and_predict_falls_back(tmp_path):
     # The AVX2 module has no bf16 kernels: it stands for a CPU without AMX or AVX512-BF16.
-    X, Y = data(20, 1, 80)
+    X, Y = data(130, 1, 80)
     np.save(tmp_path / "X.npy", X)
     path = tmp_path / "model.npz"
-    trained = MLPRegressor(hidden_layer_sizes=(32,), max_iter=3, compute_dtype="bfloat16")
+    trained = MLPRegressor(hidden_layer_sizes=(256,), max_iter=3, compute_dtype="bfloat16")
     if BF16["kernel"] is None:
         pytest.skip(f"no bfloat16 kernel here to train the model: {BF16['reason']}")
     trained.fit(X, Y.ravel())
@@ -326,9 +328,9 @@ from fastmlp import reference
 rng = np.random.RandomState(0)
 X = rng.standard_normal((50, 40)).astype(np.float32)
 kw = dict(activation="relu", dtype="float32", random_state=1)
-got = fastmlp.MLP((40, 64, 32), compute_dtype="bfloat16", **kw).forward(X)
-want = reference.MLP((40, 64, 32), compute_dtype="bfloat16", **kw).forward(X)
-plain = reference.MLP((40, 64, 32), **kw).forward(X)
+got = fastmlp.MLP((40, 512, 32), compute_dtype="bfloat16", **kw).forward(X)
+want = reference.MLP((40, 512, 32), compute_dtype="bfloat16", **kw).forward(X)
+plain = reference.MLP((40, 512, 32), **kw).forward(X)
 print(fastmlp.build_info()["bf16"]["kernel"], np.mean(np.abs(got - want)) < 0.02 * np.mean(np.abs(plain - want)))
 """
     for kernel in ("amx", "avx512_bf16"):

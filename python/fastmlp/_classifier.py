@@ -99,7 +99,8 @@ default='relu'
     compute_dtype : {None, 'bfloat16'}, default=None
         The precision of the matrix products (as Keras's ``compute_dtype`` and PyTorch's
         autocast). None: the parameters' dtype (X's: float32, else float64). 'bfloat16': the
-        products of the wide layers run on bfloat16 operands with float32 accumulation, 2-3x
+        products of the wide layers (at least 16 inputs and outputs, 128 x 128 weights; not a
+        sparse first layer) run on bfloat16 operands with float32 accumulation, 2-3x
         faster on CPUs with AMX (Intel Sapphire Rapids and later) or AVX512-BF16 (AMD Zen 4 and
         later), while the weights, the optimizer's moments, the loss, softmax and the sums stay
         float32 (so ``coefs_`` are float32 whatever X's dtype). Test accuracy stays within

@@ -70,7 +70,8 @@ class MLP:
         The slope of "leaky_relu" below zero (positive); unused by the other activations.
     compute_dtype : {None, "bfloat16"}, default=None
         "bfloat16" (needs ``dtype="float32"``, the master weights' dtype): the products of the
-        layers with at least 16 inputs and outputs run on bfloat16 operands with float32
+        layers with at least 16 inputs and outputs and 128 x 128 weights run on bfloat16
+        operands with float32
         accumulation, as :class:`fastmlp.reference.MLP` states. ``backward`` raises a
         RuntimeError on a CPU without AMX-BF16 or AVX512-BF16, where ``forward`` computes in
         float32 with a :class:`fastmlp.Bf16FallbackWarning`; the GPU raises

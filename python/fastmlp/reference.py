@@ -44,7 +44,8 @@ Conventions
 * Initial weights follow scikit-learn's Glorot rule and draw order, so the same
   ``random_state`` gives the same weights as scikit-learn's MLP.
 * ``compute_dtype="bfloat16"`` (float32 parameters): the three products of every layer with
-  at least ``BF16_MIN_UNITS`` inputs and outputs, ``z_{l-1} @ W_l``, ``z_{l-1}.T @ delta_l``
+  at least ``BF16_MIN_UNITS`` inputs and outputs and ``BF16_MIN_WEIGHTS`` weights (narrower
+  ones gain no speed), ``z_{l-1} @ W_l``, ``z_{l-1}.T @ delta_l``
   and ``delta_l @ W_l.T``, take both operands rounded to bfloat16 (round to nearest, ties to
   even: ``round_to_bfloat16``) and sum exactly (here in float64; the product in float32);
   everything else is float32 as without it.
@@ -68,6 +69,7 @@ from fastmlp._reference_optim import (
 
 __all__ = [
     "BF16_MIN_UNITS",
+    "BF16_MIN_WEIGHTS",
     "HIDDEN_ACTIVATIONS",
     "LOSSES",
     "MLP",
@@ -235,8 +237,10 @@ def _is_finite_real(x):
     return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
 
 
-#: Layers with fewer inputs or outputs than this keep float32 products under bfloat16.
+#: Layers with fewer inputs or outputs than this keep float32 products under bfloat16,
 BF16_MIN_UNITS = 16
+#: as do layers with fewer weights than this.
+BF16_MIN_WEIGHTS = 128 * 128
 
 
 def round_to_bfloat16(x):
@@ -286,7 +290,8 @@ class MLP:
         The slope of "leaky_relu" below zero (positive); unused by the other activations.
     compute_dtype : {None, "bfloat16"}, default=None
         "bfloat16" (with dtype float32): the products of the layers of at least
-        ``BF16_MIN_UNITS`` inputs and outputs on bfloat16-rounded operands (see Conventions).
+        ``BF16_MIN_UNITS`` inputs and outputs and ``BF16_MIN_WEIGHTS`` weights on
+        bfloat16-rounded operands (see Conventions).
     """
 
     def __init__(
@@ -442,7 +447,11 @@ class MLP:
     def _product(self, a, b, W):
         """a @ b, one of the products of the layer whose weights are W: on bfloat16-rounded
         operands, summed exactly, where that layer computes in bfloat16."""
-        if self.compute_dtype != "bfloat16" or min(W.shape) < BF16_MIN_UNITS:
+        if (
+            self.compute_dtype != "bfloat16"
+            or min(W.shape) < BF16_MIN_UNITS
+            or W.size < BF16_MIN_WEIGHTS
+        ):
             return a @ b
         exact = round_to_bfloat16(a).astype(np.float64) @ round_to_bfloat16(b).astype(np.float64)
         return exact.astype(np.float32)

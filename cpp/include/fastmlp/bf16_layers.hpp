@@ -21,9 +21,10 @@ namespace fastmlp {
 template <class T>
 struct Network;
 
-// Whether a layer of k inputs and n outputs runs its products in bf16. A layer this narrow
-// gains nothing: its products take microseconds either way, and rounding its operands would
-// cost more than the faster multiply saves (measured: see bf16_layers.cpp).
+// Whether a layer of k inputs and n outputs runs its products in bf16: with at least 16 of
+// each and 128 x 128 weights. A narrower layer gains nothing: its products take microseconds
+// either way, and rounding its operands costs more than the faster multiply saves (measured:
+// see bf16_layers.cpp). fastmlp.reference states the same rule.
 bool bf16_pays(Index k, Index n);
 
 // The bf16 copies of a network's weights, packed for the kernel: for each layer that runs in
