@@ -5,6 +5,7 @@ per-layer gradients, state handed over and back)."""
 import numpy as np
 import pytest
 
+import fastmlp
 from fastmlp import _backend, _core, reference
 from fastmlp._arrays import aligned_copy
 
@@ -62,7 +63,9 @@ def test_capabilities_name_the_device_and_dtypes(dtype):
     caps = _backend.backend_for("cpu").capabilities()
     assert caps["device"] == "cpu"
     assert np.dtype(dtype).name in caps["dtypes"]
-    assert caps["bf16"] is False and caps["sparse"] is True  # CSR X (issue #15)
+    assert caps["sparse"] is True  # CSR X (issue #15)
+    # bf16 where the module has a kernel for this CPU (issue #14): build_info names it.
+    assert caps["bf16"] is (fastmlp.build_info()["bf16"]["kernel"] is not None)
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])

@@ -290,8 +290,8 @@ def test_device_is_a_parameter_kept_by_get_params_clone_and_pickle(cls):
     ],
 )
 def test_device_is_a_parameter_that_sklearn_lacks(ours, theirs):
-    # The others: the classifier's class_weight, leaky_relu's slope.
-    extra = {"device", "leaky_relu_slope"}
+    # The others: the classifier's class_weight, leaky_relu's slope, the products' precision.
+    extra = {"device", "leaky_relu_slope", "compute_dtype"}
     extra |= {"class_weight"} if ours is fastmlp.MLPClassifier else set()
     assert set(ours().get_params()) - set(theirs().get_params()) == extra
     assert set(theirs().get_params()) <= set(ours().get_params())

@@ -74,6 +74,7 @@ def sklearn_params(est):
         assert params.pop("device") == "cpu"
         assert params.pop("leaky_relu_slope", 0.01) == 0.01
         assert params.pop("class_weight", None) is None
+        assert params.pop("compute_dtype", None) is None
     return params
 
 

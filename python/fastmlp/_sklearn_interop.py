@@ -8,9 +8,10 @@ rebuilds the optimizer as the other library's class with the same moments: the c
 estimator predicts the same and, with ``partial_fit`` or a warm-started ``fit``, goes on
 training from the same state.
 
-fastmlp's extra parameters ``device`` and ``class_weight`` have no counterpart: ``to_sklearn``
-drops them, and ``from_sklearn`` gives the defaults ('cpu', None; the fitted state lives on the
-host either way). ``leaky_relu_slope`` changes the model, but only with ``activation=
+fastmlp's extra parameters ``device``, ``class_weight`` and ``compute_dtype`` have no
+counterpart: ``to_sklearn`` drops them, and ``from_sklearn`` gives the defaults ('cpu', None,
+None; the fitted state lives on the host either way, and a bfloat16-trained model's float32
+weights are scikit-learn's model in float32). ``leaky_relu_slope`` changes the model, but only with ``activation=
 'leaky_relu'``: ``to_sklearn`` drops it for the activations scikit-learn has, and refuses a model
 whose hidden activation scikit-learn cannot compute ('leaky_relu', 'gelu', 'silu').
 
