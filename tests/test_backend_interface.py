@@ -89,6 +89,41 @@ def test_an_epoch_run_in_chunks_equals_the_epoch_run_at_once(solver, dtype):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_unsplit_batches_with_threaded_products_update_in_parts(threads):
+    # Batches of 40 rows are too few to share among threads, while the 300-256-256 layers are
+    # large enough for threaded products: one thread runs the batch, and the update of the
+    # parameters goes to a team of its own (issue #14). Chunks change no bit, and the steps are
+    # the oracle's.
+    from threadpoolctl import threadpool_limits
+
+    sizes = (300, 256, 256, 3)
+    rng = np.random.RandomState(2)
+    X = rng.normal(size=(120, sizes[0]))
+    Y = np.eye(3)[rng.randint(3, size=120)]
+    net = reference.MLP(sizes, "tanh", "softmax", "log_loss", np.float64, 0, 0.01)
+    order = rng.permutation(120).astype(np.int64)
+    config = {**settings("adam", batch_size=40), "batch_split": "never"}
+    results = []
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        for cuts in ([0, 120], [0, 40, 120]):
+            state = fresh_state(net, "adam")
+            trainer = _core.module.Trainer(X, Y, None, *state, **config)
+            total = 0.0
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+                total, _ = trainer.run(order[a:b], 0.01, total)
+            results.append((total, state))
+    (loss_a, state_a), (loss_b, state_b) = results
+    assert loss_a == loss_b
+    for a, b in zip(sum(state_a, []), sum(state_b, []), strict=True):
+        np.testing.assert_array_equal(a, b)
+    adam = reference.Adam(net.coefs + net.intercepts, learning_rate_init=0.01)
+    want = reference.epoch(net, X, Y, None, order, 40, adam)
+    assert loss_a == pytest.approx(want, rel=1e-12)
+    for a, b in zip(state_a[0] + state_a[1], net.coefs + net.intercepts, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_flat_loss_and_gradient_equal_the_reference(dtype):
     X, Y, w, net = problem(dtype)

@@ -209,6 +209,12 @@ Trainer<T>::Trainer(const NetworkSpec& spec, const OptimizerConfig& config, T al
   if (batch_split != BatchSplit::automatic) split_rows = batch_split == BatchSplit::always;
   split_ = split_rows ? int(std::clamp<Index>(batch_ / kMinRowsPerThread, 1, max_threads())) : 1;
   gemm_threads_ = split_ > 1 ? 1 : gemm_threads(net_, batch_);
+  // The update's share-out: by the threads that share the batch, or, where one thread runs the
+  // batch with threaded GEMMs, by as many threads in a parallel loop of its own (the update
+  // of millions of weights is memory-bound work that one core alone would take 10% of a batch
+  // over). Sparse X keeps one part: its rows' update uses the slot's one row buffer.
+  update_parts_ = split_ > 1 ? split_ : (data.sparse_X ? 1 : gemm_threads_);
+  update_shares_.assign(std::size_t(update_parts_), 0.0);
   const Index rows_per_thread = (batch_ + split_ - 1) / split_;
   const bool sparse = data.sparse_X != nullptr;
   for (int i = 0; i < split_; ++i) {
@@ -314,8 +320,9 @@ double Trainer<T>::run(const std::int64_t* order, Index n, double learning_rate,
     Index n_params = 0;
     for (const ParamArray<T>& a : arrays) n_params += a.size;
     sq_norm_ = 0.0;
-    for (int i = 0; i < split_; ++i) {
-      sq_norm_ += sq_norm_share(arrays, n_params * i / split_, n_params * (i + 1) / split_);
+    const int parts = update_parts_;
+    for (int i = 0; i < parts; ++i) {
+      sq_norm_ += sq_norm_share(arrays, n_params * i / parts, n_params * (i + 1) / parts);
     }
   }
   accumulated_ = loss_sum;
@@ -420,10 +427,29 @@ void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n) {
     }
     const double adam_rate = adam ? adam_step_rate(config_, t_ + b + 1) : 0.0;
     // Each thread reduces and updates its own share of the parameters.
-    const Index p_lo = n_params * tid / split, p_hi = n_params * (tid + 1) / split;
     const T scale = empty ? T(0) : T(1) / T(weight_sum);
-    slot.sq_norm[b % 2] = reduce_and_update<T>(slots_, arrays, p_lo, p_hi, alpha_, scale, config_,
-                                               adam_rate, want_sq_norm, slot.row_grad.data());
+    const int parts = update_parts_;
+    if (split == 1 && parts > 1) {
+      // One thread ran the batch: the update's parts go to a team of their own, and their
+      // shares of ||W||^2 are summed in part order (as the split threads' are).
+      double* shares = update_shares_.data();
+#ifdef FASTMLP_WITH_OPENMP
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+#endif
+      for (int p = 0; p < parts; ++p) {
+        shares[p] = reduce_and_update<T>(slots_, arrays, n_params * p / parts,
+                                         n_params * (p + 1) / parts, alpha_, scale, config_,
+                                         adam_rate, want_sq_norm, nullptr);
+      }
+      double sq = 0.0;
+      for (int p = 0; p < parts; ++p) sq += shares[p];
+      slot.sq_norm[b % 2] = sq;
+    } else {
+      const Index p_lo = n_params * tid / split, p_hi = n_params * (tid + 1) / split;
+      slot.sq_norm[b % 2] =
+          reduce_and_update<T>(slots_, arrays, p_lo, p_hi, alpha_, scale, config_, adam_rate,
+                               want_sq_norm, slot.row_grad.data());
+    }
 #ifdef FASTMLP_WITH_OPENMP
     // The next batch's forward pass reads every updated parameter.
 #pragma omp barrier

@@ -87,6 +87,8 @@ class Trainer {
   TrainingData<T> data_;
   int split_ = 1;         // threads that share each batch's rows
   int gemm_threads_ = 1;  // Eigen's threads inside each GEMM when the batch is not split
+  int update_parts_ = 1;  // the parts of the update, each on its own thread (see the constructor)
+  std::vector<double> update_shares_;  // their shares of ||W||^2, one per part
   std::vector<std::unique_ptr<ThreadSlot<T>>> slots_;
   OptimizerState<T> moments_;
   std::unique_ptr<Workspace<T>> full_batch_;        // L-BFGS's, made at its first call
