@@ -331,7 +331,8 @@ kw = dict(activation="relu", dtype="float32", random_state=1)
 got = fastmlp.MLP((40, 512, 32), compute_dtype="bfloat16", **kw).forward(X)
 want = reference.MLP((40, 512, 32), compute_dtype="bfloat16", **kw).forward(X)
 plain = reference.MLP((40, 512, 32), **kw).forward(X)
-print(fastmlp.build_info()["bf16"]["kernel"], np.mean(np.abs(got - want)) < 0.02 * np.mean(np.abs(plain - want)))
+close = np.mean(np.abs(got - want)) < 0.02 * np.mean(np.abs(plain - want))
+print(fastmlp.build_info()["bf16"]["kernel"], close)
 """
     for kernel in ("amx", "avx512_bf16"):
         result = run_python(code, FASTMLP_BF16_KERNEL=kernel)

@@ -92,8 +92,8 @@ void layer_forward(const Network<T>& net, Index l, const In& in, MatrixMap<T> ou
 }
 
 template <class T, class In>
-void layer_weight_gradient(const Network<T>& net, Index l, const In& in,
-                           ConstMatrixMap<T> delta, MatrixMap<T> gW) {
+void layer_weight_gradient(const Network<T>& net, Index l, const In& in, ConstMatrixMap<T> delta,
+                           MatrixMap<T> gW) {
   if constexpr (std::is_same_v<T, float> && std::is_same_v<In, ConstMatrixMap<T>>) {
     if (const Bf16Weights* bf16 = bf16_layer(net, l)) {
       weight_gradient_product_bf16(bf16->kernel(), in, delta, gW);

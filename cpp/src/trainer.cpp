@@ -437,18 +437,17 @@ void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n) {
 #pragma omp parallel for num_threads(parts) schedule(static, 1)
 #endif
       for (int p = 0; p < parts; ++p) {
-        shares[p] = reduce_and_update<T>(slots_, arrays, n_params * p / parts,
-                                         n_params * (p + 1) / parts, alpha_, scale, config_,
-                                         adam_rate, want_sq_norm, nullptr);
+        shares[p] =
+            reduce_and_update<T>(slots_, arrays, n_params * p / parts, n_params * (p + 1) / parts,
+                                 alpha_, scale, config_, adam_rate, want_sq_norm, nullptr);
       }
       double sq = 0.0;
       for (int p = 0; p < parts; ++p) sq += shares[p];
       slot.sq_norm[b % 2] = sq;
     } else {
       const Index p_lo = n_params * tid / split, p_hi = n_params * (tid + 1) / split;
-      slot.sq_norm[b % 2] =
-          reduce_and_update<T>(slots_, arrays, p_lo, p_hi, alpha_, scale, config_, adam_rate,
-                               want_sq_norm, slot.row_grad.data());
+      slot.sq_norm[b % 2] = reduce_and_update<T>(slots_, arrays, p_lo, p_hi, alpha_, scale, config_,
+                                                 adam_rate, want_sq_norm, slot.row_grad.data());
     }
 #ifdef FASTMLP_WITH_OPENMP
     // The next batch's forward pass reads every updated parameter.

@@ -57,8 +57,9 @@ Network<T> make_network(const NetworkSpec& spec, const py::list& coefs, const py
 Bf16Kernel requested_bf16_kernel(bool bf16, const py::object& X) {
   if (!bf16) return Bf16Kernel::none;
   if (!is_float32(input_values(X))) {
-    throw py::value_error("bf16 products need float32 X and weights (the master weights of "
-                          "compute_dtype='bfloat16' are float32)");
+    throw py::value_error(
+        "bf16 products need float32 X and weights (the master weights of "
+        "compute_dtype='bfloat16' are float32)");
   }
   const Bf16Kernel kernel = bf16_kernel();
   if (kernel == Bf16Kernel::none) {
@@ -214,8 +215,8 @@ class TypedTrainer final : public TrainerHandle {
                                csr_.get()};
     if (batch_size < 1) throw py::value_error("batch_size must be at least 1");
     if (t < 0) throw py::value_error("t must be >= 0, got " + std::to_string(t));
-    trainer_ =
-        std::make_unique<Trainer<T>>(spec, config, T(alpha), Index(batch_size), t, data, split, bf16);
+    trainer_ = std::make_unique<Trainer<T>>(spec, config, T(alpha), Index(batch_size), t, data,
+                                            split, bf16);
   }
 
   void set_parameters(const py::list& coefs, const py::list& intercepts, const py::list& first,

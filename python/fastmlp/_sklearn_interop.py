@@ -11,9 +11,10 @@ training from the same state.
 fastmlp's extra parameters ``device``, ``class_weight`` and ``compute_dtype`` have no
 counterpart: ``to_sklearn`` drops them, and ``from_sklearn`` gives the defaults ('cpu', None,
 None; the fitted state lives on the host either way, and a bfloat16-trained model's float32
-weights are scikit-learn's model in float32). ``leaky_relu_slope`` changes the model, but only with ``activation=
-'leaky_relu'``: ``to_sklearn`` drops it for the activations scikit-learn has, and refuses a model
-whose hidden activation scikit-learn cannot compute ('leaky_relu', 'gelu', 'silu').
+weights are scikit-learn's model in float32). ``leaky_relu_slope`` changes the model, but only
+with ``activation='leaky_relu'``: ``to_sklearn`` drops it for the activations scikit-learn has,
+and refuses a model whose hidden activation scikit-learn cannot compute ('leaky_relu', 'gelu',
+'silu').
 
 Two values keep the meaning of the library that computed them: for multi-output squared-error
 regression, fastmlp's ``loss_``, ``loss_curve_`` and ``best_loss_`` are the loss whose gradient
