@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 import pytest
 from fake_cuda_core import FakeCudaCore
+from gradient_check import assert_gradients_match_finite_differences
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import neural_network
 from sklearn.base import clone
@@ -711,17 +712,4 @@ def test_gpu_gradient_matches_finite_differences(activation, output, loss):
     X_ = 2 * rng.normal(size=(11, 3))
     Y = np.eye(3)[rng.randint(3, size=11)] if output == "softmax" else rng.normal(size=(11, 3))
     w = rng.uniform(0.1, 2.0, 11)
-    _, coef_grads, intercept_grads = net.backward(X_, Y, w)
-    eps = 1e-6
-    for params, grads in ((net.coefs, coef_grads), (net.intercepts, intercept_grads)):
-        for layer in range(len(params)):
-            flat = params[layer].reshape(-1)
-            for i in range(flat.size):
-                keep = flat[i]
-                flat[i] = keep + eps
-                up = net.backward(X_, Y, w)[0]
-                flat[i] = keep - eps
-                down = net.backward(X_, Y, w)[0]
-                flat[i] = keep
-                numeric = (up - down) / (2 * eps)
-                assert abs(grads[layer].reshape(-1)[i] - numeric) < 1e-6 * max(1, abs(numeric))
+    assert_gradients_match_finite_differences(net, X_, Y, w)

@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 from core_calls import train_epoch
+from gradient_check import assert_gradients_match_finite_differences
 from numpy.testing import assert_allclose
 
 import fastmlp
@@ -71,20 +72,7 @@ def test_gradient_matches_finite_differences(activation, output, loss):
     X, Y, w = data(shape, "float64", seed=3, n=11)
     if output == "softmax":
         Y = np.eye(3)[np.random.RandomState(0).randint(3, size=11)]
-    _, cg, ig = net.backward(X, Y, w)
-    eps = 1e-6
-    for params, grads in ((net.coefs, cg), (net.intercepts, ig)):
-        for layer in range(len(params)):
-            flat = params[layer].reshape(-1)
-            for i in range(flat.size):
-                keep = flat[i]
-                flat[i] = keep + eps
-                up = net.backward(X, Y, w)[0]
-                flat[i] = keep - eps
-                down = net.backward(X, Y, w)[0]
-                flat[i] = keep
-                numeric = (up - down) / (2 * eps)
-                assert abs(grads[layer].reshape(-1)[i] - numeric) < 1e-6 * max(1, abs(numeric))
+    assert_gradients_match_finite_differences(net, X, Y, w)
 
 
 def test_derivatives_of_the_reference_match_finite_differences():
