@@ -89,6 +89,33 @@ def test_an_epoch_run_in_chunks_equals_the_epoch_run_at_once(solver, dtype):
         np.testing.assert_array_equal(a, b)
 
 
+def test_unsplit_batches_give_the_same_bits_on_any_number_of_threads():
+    # The update's parts are fixed, not one per thread: losses and weights agree bitwise.
+    from threadpoolctl import threadpool_limits
+
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            results.append(unsplit_run(threads))
+    (loss_1, state_1), (loss_2, state_2) = results
+    assert loss_1 == loss_2
+    for a, b in zip(sum(state_1, []), sum(state_2, []), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def unsplit_run(threads):
+    sizes = (300, 256, 256, 3)
+    rng = np.random.RandomState(2)
+    X = rng.normal(size=(120, sizes[0]))
+    Y = np.eye(3)[rng.randint(3, size=120)]
+    net = reference.MLP(sizes, "tanh", "softmax", "log_loss", np.float64, 0, 0.01)
+    state = fresh_state(net, "adam")
+    config = {**settings("adam", batch_size=40), "batch_split": "never"}
+    trainer = _core.module.Trainer(X, Y, None, *state, **config)
+    total, _ = trainer.run(rng.permutation(120).astype(np.int64), 0.01)
+    return total, state
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_unsplit_batches_with_threaded_products_update_in_parts(threads):
     # Batches of 40 rows are too few to share among threads, while the 300-256-256 layers are

@@ -238,6 +238,65 @@ def test_fitted_bf16_model_survives_save_load_pickle_and_to_sklearn_drops_it(tmp
     np.testing.assert_allclose(sk.predict(X), est.predict(X), rtol=0.05, atol=0.05)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_bf16_on_a_float64_model_is_refused_clearly():
+    X, Y = data(130, 1, 40)
+    est = MLPRegressor(hidden_layer_sizes=(256,), max_iter=2).fit(X.astype(np.float64), Y.ravel())
+    est.set_params(compute_dtype="bfloat16")
+    with pytest.raises(ValueError, match="needs float32 weights, and this model's are float64"):
+        est.predict(X)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_misspelled_kernel_override_is_named_and_breaks_nothing_else():
+    code = """
+import numpy as np, scipy.sparse as sp, fastmlp
+info = fastmlp.build_info()["bf16"]
+print(info["kernel"], "fastest" in info["reason"])
+X = sp.random(40, 300, density=0.1, format="csr", random_state=0)
+fastmlp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2).fit(X, np.arange(40) % 2)
+try:
+    fastmlp.MLPClassifier(compute_dtype="bfloat16").fit(X.toarray(), np.arange(40) % 2)
+except RuntimeError as e:
+    print("fit:", "fastest" in str(e))
+"""
+    result = run_python(code, FASTMLP_BF16_KERNEL="fastest")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["None", "True", "fit:", "True"]
+    gemm = run_python("import fastmlp", FASTMLP_GEMM_KERNEL="fastest")
+    assert gemm.returncode != 0
+    assert "FASTMLP_GEMM_KERNEL='fastest' is not one of" in gemm.stderr
+
+
+@needs_bf16
+@pytest.mark.parametrize("kernel", ["amx", "avx512_bf16"])
+def test_bf16_results_do_not_depend_on_the_thread_count(kernel):
+    # The kernels' blocks (so the epilogue's segments) change with the threads; tanh and silu,
+    # whose vector and scalar forms differ in the last bit, must not.
+    if kernel == "amx" and BF16["kernel"] != "amx":
+        pytest.skip("no AMX here")
+    code = """
+import numpy as np, fastmlp
+from threadpoolctl import threadpool_limits
+rng = np.random.RandomState(0)
+X = rng.standard_normal((50, 200)).astype(np.float32)
+Y = rng.standard_normal((50, 3)).astype(np.float32)
+out = []
+for threads in (1, 2):
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        for act in ("tanh", "silu"):
+            net = fastmlp.MLP((200, 300, 200, 3), activation=act, dtype="float32", random_state=0,
+                              compute_dtype="bfloat16")
+            out.append((net.forward(X), net.backward(X, Y)[1]))
+same = all(np.array_equal(a[0], b[0]) and all(np.array_equal(g, h) for g, h in zip(a[1], b[1]))
+           for a, b in zip(out[:2], out[2:]))
+print(fastmlp.build_info()["bf16"]["kernel"], same)
+"""
+    result = run_python(code, FASTMLP_BF16_KERNEL=kernel)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [kernel, "True"]
+
+
 def test_old_pickles_get_the_default():
     est = MLPClassifier()
     state = est.__getstate__()

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "fastmlp/activation.hpp"
+#include "fastmlp/activation_segments.hpp"
 #include "fastmlp/network.hpp"
 #include "fastmlp/parallel.hpp"
 
@@ -27,10 +28,10 @@ struct PackTask {
   bool transposed;
 };
 
-std::vector<PackTask> pack_tasks(const Network<float>& net) {
+std::vector<PackTask> pack_tasks(const Network<float>& net, const Bf16Weights& weights) {
   std::vector<PackTask> tasks;
   for (Index l = 0; l < net.n_layers(); ++l) {
-    if (!bf16_pays(net.sizes[l], net.sizes[l + 1])) continue;
+    if (!weights.has(l)) continue;
     tasks.push_back({l, false});
     if (l > 0) tasks.push_back({l, true});  // nothing is below the first layer
   }
@@ -39,16 +40,23 @@ std::vector<PackTask> pack_tasks(const Network<float>& net) {
 
 }  // namespace
 
-Bf16Weights::Bf16Weights(Bf16Kernel kernel, const NetworkSpec& spec) : kernel_(kernel) {
+Bf16Weights::Bf16Weights(Bf16Kernel kernel, const NetworkSpec& spec, bool dense_input)
+    : kernel_(kernel) {
   for (Index l = 0; l < spec.n_layers(); ++l) {
-    const bool bf16 = bf16_pays(spec.sizes[l], spec.sizes[l + 1]);
+    const Index k = spec.sizes[l], n = spec.sizes[l + 1];
+    // A sparse first layer keeps its own float products: nothing to pack for it.
+    const bool bf16 = bf16_pays(k, n) && (l > 0 || dense_input);
     forward_.push_back(bf16 ? std::make_unique<Bf16PackedB>() : nullptr);
     error_.push_back(bf16 && l > 0 ? std::make_unique<Bf16PackedB>() : nullptr);
+    // Allocated here, not at the first pack: that runs inside the trainer's parallel region,
+    // where an exception (bad_alloc) could not be passed on.
+    if (forward_.back()) forward_.back()->resize(k, n);
+    if (error_.back()) error_.back()->resize(n, k);
   }
 }
 
 void Bf16Weights::pack(const Network<float>& net, int part, int parts) {
-  const std::vector<PackTask> tasks = pack_tasks(net);
+  const std::vector<PackTask> tasks = pack_tasks(net, *this);
   for (std::size_t i = std::size_t(part); i < tasks.size(); i += std::size_t(parts)) {
     const Index l = tasks[i].layer, k = net.sizes[l], n = net.sizes[l + 1];
     const float* W = net.coefs[l];
@@ -82,13 +90,15 @@ void forward_product_bf16(const Bf16Weights& weights, Index layer, Activation f,
   // Softmax needs whole rows: the kernel's blocks get the bias, and softmax runs after.
   const bool rowwise = f == Activation::softmax;
   float* c = out.data();
+  // The blocks depend on the kernel and the thread count: activate_segment gives the same bits
+  // wherever a block starts.
   auto epilogue = [&](Index row, Index col, Index block_rows, Index cols) {
     const ConstVectorMap<float> bias(b + col, cols);
     for (Index r = 0; r < block_rows; ++r) {
       MatrixMap<float> a = block_row(c, n, row, col, r, cols);
       a.row(0) += bias.transpose();
       if (pre) block_row(pre, n, row, col, r, cols) = a;
-      if (!rowwise) apply_activation<float>(f, a, slope);
+      if (!rowwise) activate_segment<float>(f, a.data(), cols, slope);
     }
   };
   bf16_gemm(weights.kernel(), rows, n, k, StridedOperand<float>{in.data(), k, 1},
@@ -112,9 +122,7 @@ void error_product_bf16(const Bf16Weights& weights, Index layer, Activation f,
   auto epilogue = [&](Index row, Index col, Index block_rows, Index cols) {
     for (Index r = 0; r < block_rows; ++r) {
       const Index at = (row + r) * k + col;
-      multiply_by_derivative<float>(f, ConstMatrixMap<float>(z.data() + at, 1, cols),
-                                    MatrixMap<float>(c + at, 1, cols), slope,
-                                    pre ? pre + at : nullptr);
+      derivative_segment<float>(f, z.data() + at, c + at, cols, slope, pre ? pre + at : nullptr);
     }
   };
   bf16_gemm(weights.kernel(), rows, k, n, StridedOperand<float>{delta.data(), n, 1},

@@ -16,6 +16,10 @@ namespace fastmlp {
 
 namespace {
 
+// The parts of the update of a batch that one thread runs with threaded products: a multiple
+// of the usual thread counts, so that each thread gets an equal share.
+constexpr int kUnsplitUpdateParts = 8;
+
 // Multiply-adds of one forward pass over a block of L-BFGS's rows: a tenth of a second or so
 // for the block's forward and backward passes on the project's machines.
 constexpr double kBlockWork = 1e9;
@@ -189,7 +193,7 @@ Trainer<T>::Trainer(const NetworkSpec& spec, const OptimizerConfig& config, T al
     if (!std::is_same_v<T, float>) {
       throw std::invalid_argument("bf16 products need a float32 network");
     }
-    bf16_ = std::make_unique<Bf16Weights>(bf16, spec);
+    bf16_ = std::make_unique<Bf16Weights>(bf16, spec, data.sparse_X == nullptr);
     if constexpr (std::is_same_v<T, float>) net_.bf16 = bf16_.get();
   }
   if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");
@@ -209,11 +213,19 @@ Trainer<T>::Trainer(const NetworkSpec& spec, const OptimizerConfig& config, T al
   if (batch_split != BatchSplit::automatic) split_rows = batch_split == BatchSplit::always;
   split_ = split_rows ? int(std::clamp<Index>(batch_ / kMinRowsPerThread, 1, max_threads())) : 1;
   gemm_threads_ = split_ > 1 ? 1 : gemm_threads(net_, batch_);
-  // The update's share-out: by the threads that share the batch, or, where one thread runs the
-  // batch with threaded GEMMs, by as many threads in a parallel loop of its own (the update
-  // of millions of weights is memory-bound work that one core alone would take 10% of a batch
-  // over). Sparse X keeps one part: its rows' update uses the slot's one row buffer.
-  update_parts_ = split_ > 1 ? split_ : (data.sparse_X ? 1 : gemm_threads_);
+  // The update's share-out: by the threads that share the batch, or, where one thread runs a
+  // batch of large products, in kUnsplitUpdateParts parts that the GEMMs' threads share (the
+  // update of millions of weights is memory-bound work that one core alone would take 10% of a
+  // batch over). That count, unlike the threads', is fixed, so that ||W||^2 (summed part by
+  // part, in order) and the losses have the same bits on any number of threads. Sparse X keeps
+  // one part: its rows' update uses the slot's one row buffer.
+  double largest_product = 0.0;
+  for (Index l = 0; l < net_.n_layers(); ++l) {
+    largest_product = std::max(largest_product,
+                               double(batch_) * double(net_.sizes[l]) * double(net_.sizes[l + 1]));
+  }
+  const bool large = largest_product >= kMinParallelGemmWork;
+  update_parts_ = split_ > 1 ? split_ : (!data.sparse_X && large ? kUnsplitUpdateParts : 1);
   update_shares_.assign(std::size_t(update_parts_), 0.0);
   const Index rows_per_thread = (batch_ + split_ - 1) / split_;
   const bool sparse = data.sparse_X != nullptr;
@@ -434,7 +446,7 @@ void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n) {
       // shares of ||W||^2 are summed in part order (as the split threads' are).
       double* shares = update_shares_.data();
 #ifdef FASTMLP_WITH_OPENMP
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
+#pragma omp parallel for num_threads(gemm_threads_) schedule(static) if (gemm_threads_ > 1)
 #endif
       for (int p = 0; p < parts; ++p) {
         shares[p] =

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "array_checks.hpp"
@@ -68,13 +69,25 @@ Bf16Kernel requested_bf16_kernel(bool bf16, const py::object& X) {
   return kernel;
 }
 
+// The bf16 kernel that would run and, where none, why: never throws (a misspelled
+// FASTMLP_BF16_KERNEL makes bf16_kernel() throw; here it only makes bf16 unavailable, so that
+// capabilities() and build_info() still answer, and a bf16 fit reports the misspelling).
+std::pair<Bf16Kernel, std::string> bf16_status() {
+  try {
+    const Bf16Kernel kernel = bf16_kernel();
+    return {kernel, kernel == Bf16Kernel::none ? bf16_unavailable_reason() : std::string()};
+  } catch (const std::exception& e) {
+    return {Bf16Kernel::none, e.what()};
+  }
+}
+
 // Rounds and packs net's weights for the bf16 kernel (none: nothing to do) and points net at
 // them, for the one call that holds the returned copies.
 template <class T>
-std::unique_ptr<Bf16Weights> use_bf16(Network<T>& net, Bf16Kernel kernel) {
+std::unique_ptr<Bf16Weights> use_bf16(Network<T>& net, Bf16Kernel kernel, const py::object& X) {
   if (kernel == Bf16Kernel::none) return nullptr;
   if constexpr (std::is_same_v<T, float>) {
-    auto weights = std::make_unique<Bf16Weights>(kernel, net);
+    auto weights = std::make_unique<Bf16Weights>(kernel, net, !is_sparse_input(X));
     {
       py::gil_scoped_release release;
       weights->pack_all(net);
@@ -119,7 +132,7 @@ py::object forward_typed(const py::object& X, const py::list& coefs, const py::l
   const NetworkSpec spec = network_spec(coefs, activation, output_activation,
                                         any_loss_for(output_activation), leaky_relu_slope);
   Network<T> net = make_network<T>(spec, coefs, intercepts, false);
-  const std::unique_ptr<Bf16Weights> bf16_weights = use_bf16(net, bf16);
+  const std::unique_ptr<Bf16Weights> bf16_weights = use_bf16(net, bf16, X);
   return with_input<T>(X, net.n_inputs(), [&](const auto& x, Index rows) -> py::object {
     if (!activations) {
       py::array_t<T> out({py::ssize_t(rows), py::ssize_t(net.n_outputs())});
@@ -149,7 +162,7 @@ py::object backward_typed(const py::object& X, const py::array& Y, const py::obj
       network_spec(coefs, activation, output_activation, parse_loss(loss), leaky_relu_slope);
   check_trainable(spec);
   Network<T> net = make_network<T>(spec, coefs, intercepts, false);
-  const std::unique_ptr<Bf16Weights> bf16_weights = use_bf16(net, bf16);
+  const std::unique_ptr<Bf16Weights> bf16_weights = use_bf16(net, bf16, X);
   return with_input<T>(X, net.n_inputs(), [&](const auto& x, Index rows) -> py::object {
     check_array<T>(Y, "Y", {rows, net.n_outputs()});
     const T* w = sample_weight_pointer<T>(sample_weight, rows);
@@ -361,7 +374,8 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
     py::dict caps;
     caps["device"] = "cpu";
     caps["dtypes"] = py::make_tuple("float32", "float64");
-    caps["bf16"] = bf16_kernel() != Bf16Kernel::none;  // forward/backward/Trainer take bf16=
+    // forward, backward and Trainer take bf16=True where set.
+    caps["bf16"] = bf16_status().first != Bf16Kernel::none;
     caps["sparse"] = true;  // X may be a CSR tuple (data, indices, indptr, n_cols)
     return caps;
   });
@@ -466,11 +480,11 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
                     std::to_string(EIGEN_MAJOR_VERSION) + "." + std::to_string(EIGEN_MINOR_VERSION);
     info["simd"] = Eigen::SimdInstructionSetsInUse();
     info["module"] = PYBIND11_TOSTRING(FASTMLP_MODULE_NAME);
-    const Bf16Kernel bf16 = bf16_kernel();
+    const auto [bf16, reason] = bf16_status();
     py::dict bf16_info;
     bf16_info["kernel"] = bf16 == Bf16Kernel::none ? py::object(py::none())
                                                    : py::object(py::str(bf16_kernel_name(bf16)));
-    bf16_info["reason"] = bf16 == Bf16Kernel::none ? bf16_unavailable_reason() : std::string();
+    bf16_info["reason"] = reason;
     info["bf16"] = bf16_info;
     return info;
   });

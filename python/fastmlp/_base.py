@@ -181,6 +181,12 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
             self._check_weights([self.n_features_in_, *hidden, self.n_outputs_])
         backend = self._backend(fitting=False)
         dtype = self._model_dtype()
+        if backend.bf16 and dtype == np.float64:
+            raise ValueError(
+                "compute_dtype='bfloat16' needs float32 weights, and this model's are float64 "
+                "(it was fitted without it): refit with compute_dtype='bfloat16', or set "
+                "compute_dtype=None"
+            )
         X = dense(X, dtype)
         coefs = [contiguous(c, dtype) for c in self.coefs_]
         intercepts = [contiguous(b, dtype) for b in self.intercepts_]

@@ -36,7 +36,17 @@ def _import_variant(name):
         return None  # not built for this platform (e.g. only baseline off x86-64)
 
 
+# FASTMLP_GEMM_KERNEL forces the seam's GEMM kernel (tests and comparisons; cpp/README.md). The
+# module reads it as it loads; a misspelling is named here, not lost in "could not be imported".
+_GEMM_KERNELS = ("eigen", "small_gemm", "packed")
+
+
 def _load():
+    gemm_kernel = os.environ.get("FASTMLP_GEMM_KERNEL", "")
+    if gemm_kernel and gemm_kernel not in _GEMM_KERNELS:
+        raise ImportError(
+            f"FASTMLP_GEMM_KERNEL={gemm_kernel!r} is not one of {list(_GEMM_KERNELS)}"
+        )
     features = _cpu_features()
     supported = [name for name, needs in _VARIANTS if all(f in features for f in needs)]
     forced = os.environ.get("FASTMLP_ARCH", "").strip().lower()

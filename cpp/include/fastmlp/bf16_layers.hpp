@@ -32,7 +32,8 @@ bool bf16_pays(Index k, Index n);
 // product. Packed in place, each time into the same memory.
 class Bf16Weights {
  public:
-  Bf16Weights(Bf16Kernel kernel, const NetworkSpec& spec);
+  // dense_input: the first layer takes dense rows (a sparse one keeps float products).
+  Bf16Weights(Bf16Kernel kernel, const NetworkSpec& spec, bool dense_input);
   Bf16Kernel kernel() const { return kernel_; }
 
   // Rounds and packs every bf16 layer's weights. The tasks (one per layer and layout) are
