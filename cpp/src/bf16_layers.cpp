@@ -1,7 +1,5 @@
 #include "fastmlp/bf16_layers.hpp"
 
-#include <stdexcept>
-
 #include "fastmlp/activation.hpp"
 #include "fastmlp/activation_segments.hpp"
 #include "fastmlp/network.hpp"
@@ -20,26 +18,6 @@ bool bf16_pays(Index k, Index n) {
   return k >= 16 && n >= 16 && k * n >= 128 * 128;
 }
 
-namespace {
-
-// One task of Bf16Weights::pack: a layer's weights in one of the two layouts.
-struct PackTask {
-  Index layer;
-  bool transposed;
-};
-
-std::vector<PackTask> pack_tasks(const Network<float>& net, const Bf16Weights& weights) {
-  std::vector<PackTask> tasks;
-  for (Index l = 0; l < net.n_layers(); ++l) {
-    if (!weights.has(l)) continue;
-    tasks.push_back({l, false});
-    if (l > 0) tasks.push_back({l, true});  // nothing is below the first layer
-  }
-  return tasks;
-}
-
-}  // namespace
-
 Bf16Weights::Bf16Weights(Bf16Kernel kernel, const NetworkSpec& spec, bool dense_input)
     : kernel_(kernel) {
   for (Index l = 0; l < spec.n_layers(); ++l) {
@@ -52,15 +30,17 @@ Bf16Weights::Bf16Weights(Bf16Kernel kernel, const NetworkSpec& spec, bool dense_
     // where an exception (bad_alloc) could not be passed on.
     if (forward_.back()) forward_.back()->resize(k, n);
     if (error_.back()) error_.back()->resize(n, k);
+    // The packing tasks, listed once: pack() runs every minibatch and allocates nothing.
+    if (forward_.back()) tasks_.push_back({l, false});
+    if (error_.back()) tasks_.push_back({l, true});
   }
 }
 
 void Bf16Weights::pack(const Network<float>& net, int part, int parts) {
-  const std::vector<PackTask> tasks = pack_tasks(net, *this);
-  for (std::size_t i = std::size_t(part); i < tasks.size(); i += std::size_t(parts)) {
-    const Index l = tasks[i].layer, k = net.sizes[l], n = net.sizes[l + 1];
+  for (std::size_t i = std::size_t(part); i < tasks_.size(); i += std::size_t(parts)) {
+    const Index l = tasks_[i].layer, k = net.sizes[l], n = net.sizes[l + 1];
     const float* W = net.coefs[l];
-    if (tasks[i].transposed) {
+    if (tasks_[i].transposed) {
       pack_bf16_b(kernel_, n, k, StridedOperand<float>{W, 1, n}, *error_[l]);
     } else {
       pack_bf16_b(kernel_, k, n, StridedOperand<float>{W, n, 1}, *forward_[l]);

@@ -48,8 +48,14 @@ class Bf16Weights {
   const Bf16PackedB& error(Index layer) const { return *error_[layer]; }
 
  private:
+  // One task of pack(): a layer's weights in one of the two layouts.
+  struct PackTask {
+    Index layer;
+    bool transposed;
+  };
   Bf16Kernel kernel_;
   std::vector<std::unique_ptr<Bf16PackedB>> forward_, error_;
+  std::vector<PackTask> tasks_;
 };
 
 // out (rows, n) <- f(in (rows, k) W + b), W given packed; pre receives in W + b where not null.
