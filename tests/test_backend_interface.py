@@ -89,65 +89,64 @@ def test_an_epoch_run_in_chunks_equals_the_epoch_run_at_once(solver, dtype):
         np.testing.assert_array_equal(a, b)
 
 
+def unsplit_problem():
+    """Batches of 40 rows, too few to share among threads, through 300-256-256 layers, large
+    enough for threaded products: one thread runs each batch, and the update of the parameters
+    goes to a team of its own (issue #14)."""
+    sizes = (300, 256, 256, 3)
+    rng = np.random.RandomState(2)
+    X = rng.normal(size=(120, sizes[0]))
+    Y = np.eye(3)[rng.randint(3, size=120)]
+    net = reference.MLP(sizes, "tanh", "softmax", "log_loss", np.float64, 0, 0.01)
+    return X, Y, net, rng.permutation(120).astype(np.int64)
+
+
+def unsplit_epoch(X, Y, net, order, cuts):
+    """One adam epoch of the core from net's weights, run in the chunks order[cuts[i]:cuts[i+1]]:
+    (summed batch losses, the state arrays)."""
+    state = fresh_state(net, "adam")
+    config = {**settings("adam", batch_size=40), "batch_split": "never"}
+    trainer = _core.module.Trainer(X, Y, None, *state, **config)
+    total = 0.0
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        total, _ = trainer.run(order[a:b], 0.01, total)
+    return total, state
+
+
+def assert_same_run(run_a, run_b):
+    (loss_a, state_a), (loss_b, state_b) = run_a, run_b
+    assert loss_a == loss_b
+    for a, b in zip(sum(state_a, []), sum(state_b, []), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_unsplit_batches_give_the_same_bits_on_any_number_of_threads():
     # The update's parts are fixed, not one per thread: losses and weights agree bitwise.
     from threadpoolctl import threadpool_limits
 
-    results = []
+    X, Y, net, order = unsplit_problem()
+    runs = []
     for threads in (1, 2):
         with threadpool_limits(limits=threads, user_api="openmp"):
-            results.append(unsplit_run(threads))
-    (loss_1, state_1), (loss_2, state_2) = results
-    assert loss_1 == loss_2
-    for a, b in zip(sum(state_1, []), sum(state_2, []), strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
-def unsplit_run(threads):
-    sizes = (300, 256, 256, 3)
-    rng = np.random.RandomState(2)
-    X = rng.normal(size=(120, sizes[0]))
-    Y = np.eye(3)[rng.randint(3, size=120)]
-    net = reference.MLP(sizes, "tanh", "softmax", "log_loss", np.float64, 0, 0.01)
-    state = fresh_state(net, "adam")
-    config = {**settings("adam", batch_size=40), "batch_split": "never"}
-    trainer = _core.module.Trainer(X, Y, None, *state, **config)
-    total, _ = trainer.run(rng.permutation(120).astype(np.int64), 0.01)
-    return total, state
+            runs.append(unsplit_epoch(X, Y, net, order, [0, 120]))
+    assert_same_run(*runs)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_unsplit_batches_with_threaded_products_update_in_parts(threads):
-    # Batches of 40 rows are too few to share among threads, while the 300-256-256 layers are
-    # large enough for threaded products: one thread runs the batch, and the update of the
-    # parameters goes to a team of its own (issue #14). Chunks change no bit, and the steps are
-    # the oracle's.
+    # Chunks change no bit, and the steps are the oracle's.
     from threadpoolctl import threadpool_limits
 
-    sizes = (300, 256, 256, 3)
-    rng = np.random.RandomState(2)
-    X = rng.normal(size=(120, sizes[0]))
-    Y = np.eye(3)[rng.randint(3, size=120)]
-    net = reference.MLP(sizes, "tanh", "softmax", "log_loss", np.float64, 0, 0.01)
-    order = rng.permutation(120).astype(np.int64)
-    config = {**settings("adam", batch_size=40), "batch_split": "never"}
-    results = []
+    X, Y, net, order = unsplit_problem()
     with threadpool_limits(limits=threads, user_api="openmp"):
-        for cuts in ([0, 120], [0, 40, 120]):
-            state = fresh_state(net, "adam")
-            trainer = _core.module.Trainer(X, Y, None, *state, **config)
-            total = 0.0
-            for a, b in zip(cuts[:-1], cuts[1:], strict=True):
-                total, _ = trainer.run(order[a:b], 0.01, total)
-            results.append((total, state))
-    (loss_a, state_a), (loss_b, state_b) = results
-    assert loss_a == loss_b
-    for a, b in zip(sum(state_a, []), sum(state_b, []), strict=True):
-        np.testing.assert_array_equal(a, b)
+        whole = unsplit_epoch(X, Y, net, order, [0, 120])
+        chunked = unsplit_epoch(X, Y, net, order, [0, 40, 120])
+    assert_same_run(whole, chunked)
+    loss, (coefs, intercepts, _, _) = whole
     adam = reference.Adam(net.coefs + net.intercepts, learning_rate_init=0.01)
     want = reference.epoch(net, X, Y, None, order, 40, adam)
-    assert loss_a == pytest.approx(want, rel=1e-12)
-    for a, b in zip(state_a[0] + state_a[1], net.coefs + net.intercepts, strict=True):
+    assert loss == pytest.approx(want, rel=1e-12)
+    for a, b in zip(coefs + intercepts, net.coefs + net.intercepts, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
