@@ -113,7 +113,13 @@ def test_bias_and_accumulate(kernel, dtype):
 @pytest.mark.parametrize("pattern", ["forward", "weight_gradient", "error"])
 def test_packed_is_bitwise_the_same_on_one_and_two_threads(pattern, dtype):
     b = blocking(dtype)
-    shapes = [(512, 300, b["kc"] + 9), (37, 2 * b["nr"] * 9 + 5, 2 * b["kc"] + 1), (5, 3, 700)]
+    # (700, 720, 1600): on two threads, A's rows over 4 MiB pack in two or three shared blocks.
+    shapes = [
+        (512, 300, b["kc"] + 9),
+        (37, 2 * b["nr"] * 9 + 5, 2 * b["kc"] + 1),
+        (5, 3, 700),
+        (700, 720, 1600),
+    ]
     for m, n, k in shapes:
         A, B = operands(m, n, k, pattern, dtype, seed=n)
         bias = aligned_copy(np.linspace(-1, 1, n), dtype)

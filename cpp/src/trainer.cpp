@@ -20,6 +20,10 @@ namespace {
 // of the usual thread counts, so that each thread gets an equal share.
 constexpr int kUnsplitUpdateParts = 8;
 
+// Dense weights above this many bytes (a server core's L2) train with threaded products rather
+// than a split batch, where the products are large enough to thread.
+constexpr double kMaxSplitWeightBytes = double(2 << 20);
+
 // Multiply-adds of one forward pass over a block of L-BFGS's rows: a tenth of a second or so
 // for the block's forward and backward passes on the project's machines.
 constexpr double kBlockWork = 1e9;
@@ -114,13 +118,30 @@ double update_sparse_rows(const ParamArray<T>& a, Index lo, Index hi, T alpha, T
   return sq;
 }
 
+// The dense update runs in chunks this long, every step of a chunk (the threads' sums, the L2
+// term, the scale, the optimizer's two or three passes, ||W||^2) while it is in L1: passes over
+// the whole of millions of weights went to memory each time, 10% of a bf16 batch of `wide`.
+constexpr Index kUpdateChunk = 1024;
+
+// sum ||param[lo, hi)||^2, chunk by chunk in double as reduce_and_update sums it: the same bits.
+template <class T>
+double chunked_sq_norm(const T* param, Index lo, Index hi) {
+  double sq = 0.0;
+  for (Index c = lo; c < hi; c += kUpdateChunk) {
+    sq += double(ConstVectorMap<T>(param + c, std::min(kUpdateChunk, hi - c)).squaredNorm());
+  }
+  return sq;
+}
+
 template <class T>
 double reduce_and_update(const std::vector<std::unique_ptr<ThreadSlot<T>>>& slots,
                          const std::vector<ParamArray<T>>& arrays, Index begin, Index end, T alpha,
                          T scale, const OptimizerConfig& config, double adam_rate,
                          bool want_sq_norm, T* row_grad) {
+  using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
   double sq = 0.0;
   Index offset = 0;
+  alignas(64) T chunk_grad[kUpdateChunk];
   for (const ParamArray<T>& a : arrays) {
     const Index lo = std::max(begin, offset) - offset;
     const Index hi = std::min(end, offset + a.size) - offset;
@@ -131,21 +152,21 @@ double reduce_and_update(const std::vector<std::unique_ptr<ThreadSlot<T>>>& slot
                                   row_grad, slots[0]->row_grad.size());
       continue;
     }
-    const Index n = hi - lo;
-    auto sum_of = [&](std::size_t t) {
-      T* base = a.is_coef ? slots[t]->sums.coefs[a.layer] : slots[t]->sums.intercepts[a.layer];
-      return Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(base + lo, n);
-    };
-    auto grad = sum_of(0);
-    for (std::size_t t = 1; t < slots.size(); ++t) grad += sum_of(t);
-    if (a.is_coef && alpha != T(0)) {
-      grad += alpha * Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(a.param + lo, n);
-    }
-    grad *= scale;
-    update_parameters<T>(config, adam_rate, a.param + lo, grad.data(), a.first + lo,
-                         a.second ? a.second + lo : nullptr, n);
-    if (want_sq_norm && a.is_coef) {
-      sq += double(VectorMap<T>(a.param + lo, n).squaredNorm());
+    for (Index c = lo; c < hi; c += kUpdateChunk) {
+      const Index n = std::min(kUpdateChunk, hi - c);
+      auto sum_of = [&](std::size_t t) {
+        const T* base =
+            a.is_coef ? slots[t]->sums.coefs[a.layer] : slots[t]->sums.intercepts[a.layer];
+        return Eigen::Map<const Array>(base + c, n);
+      };
+      Eigen::Map<Array> grad(chunk_grad, n);
+      grad = sum_of(0);
+      for (std::size_t t = 1; t < slots.size(); ++t) grad += sum_of(t);
+      if (a.is_coef && alpha != T(0)) grad += alpha * Eigen::Map<const Array>(a.param + c, n);
+      grad *= scale;
+      update_parameters<T>(config, adam_rate, a.param + c, chunk_grad, a.first + c,
+                           a.second ? a.second + c : nullptr, n);
+      if (want_sq_norm && a.is_coef) sq += double(VectorMap<T>(a.param + c, n).squaredNorm());
     }
   }
   return sq;
@@ -161,7 +182,7 @@ double sq_norm_share(const std::vector<ParamArray<T>>& arrays, Index begin, Inde
     const Index lo = std::max(begin, offset) - offset;
     const Index hi = std::min(end, offset + a.size) - offset;
     offset += a.size;
-    if (lo < hi && a.is_coef) sq += double(VectorMap<T>(a.param + lo, hi - lo).squaredNorm());
+    if (lo < hi && a.is_coef) sq += chunked_sq_norm(a.param, lo, hi);
   }
   return sq;
 }
@@ -206,10 +227,24 @@ Trainer<T>::Trainer(const NetworkSpec& spec, const OptimizerConfig& config, T al
   // to 784-256-128-10 and matched them on 1024-2048-2048-10; with 16 or 32 rows per thread it
   // lost even to one thread (every thread's GEMMs repack the whole weight matrices). Batches
   // too short to split but with large GEMMs let Eigen thread those; the rest runs on one thread.
+  double largest_product = 0.0;
+  for (Index l = 0; l < net_.n_layers(); ++l) {
+    largest_product = std::max(largest_product,
+                               double(batch_) * double(net_.sizes[l]) * double(net_.sizes[l + 1]));
+  }
+  const bool large = largest_product >= kMinParallelGemmWork;
   bool split_rows = batch_ >= 2 * kMinRowsPerThread &&
                     double(batch_) * count_weights(net_.sizes) >= kMinSplitWork;
   // (Sparse X: count_weights counts every first-layer weight, which the optimizer's pass does
   // touch every batch: that pass alone pays for the split.)
+  // Dense weights past a core's L2 are no longer worth a sum per thread: each thread writes
+  // and the update reads a copy of every gradient through memory, where threaded products
+  // share out the columns with none. Measured with the packed kernel, 2 threads, float32 (bf16):
+  // split/unsplit 1.10x (1.06x) on 784-256-128-10 (0.9 MiB of weights, batch 128); 0.93x
+  // (1.05x) on 784-512-512-10 (2.7 MiB, batch 256); 0.91x (0.69x) on 784-1024-1024-10
+  // (7.4 MiB, batch 256); 0.95-0.98x (0.88x) on 1024-2048-2048-10 (25 MiB, batch 512).
+  const double weight_bytes = count_weights(net_.sizes) * double(sizeof(T));
+  if (!data.sparse_X && large && weight_bytes > kMaxSplitWeightBytes) split_rows = false;
   if (batch_split != BatchSplit::automatic) split_rows = batch_split == BatchSplit::always;
   split_ = split_rows ? int(std::clamp<Index>(batch_ / kMinRowsPerThread, 1, max_threads())) : 1;
   gemm_threads_ = split_ > 1 ? 1 : gemm_threads(net_, batch_);
@@ -219,12 +254,6 @@ Trainer<T>::Trainer(const NetworkSpec& spec, const OptimizerConfig& config, T al
   // batch over). That count, unlike the threads', is fixed, so that ||W||^2 (summed part by
   // part, in order) and the losses have the same bits on any number of threads. Sparse X keeps
   // one part: its rows' update uses the slot's one row buffer.
-  double largest_product = 0.0;
-  for (Index l = 0; l < net_.n_layers(); ++l) {
-    largest_product = std::max(largest_product,
-                               double(batch_) * double(net_.sizes[l]) * double(net_.sizes[l + 1]));
-  }
-  const bool large = largest_product >= kMinParallelGemmWork;
   update_parts_ = split_ > 1 ? split_ : (!data.sparse_X && large ? kUnsplitUpdateParts : 1);
   update_shares_.assign(std::size_t(update_parts_), 0.0);
   const Index rows_per_thread = (batch_ + split_ - 1) / split_;

@@ -21,6 +21,7 @@
 #include "bf16_bindings.hpp"
 #include "fastmlp/bf16_gemm.hpp"
 #include "fastmlp/bf16_layers.hpp"
+#include "fastmlp/finite_check.hpp"
 #include "fastmlp/network.hpp"
 #include "fastmlp/optimizer.hpp"
 #include "fastmlp/parallel.hpp"
@@ -380,6 +381,28 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
     return caps;
   });
   m.def("device_count", []() { return 1; });
+  m.def(
+      "all_finite",
+      [](const py::array& a) {
+        if (!(a.flags() & (py::array::c_style | py::array::f_style))) {
+          throw py::value_error("all_finite: the array must be C- or F-contiguous");
+        }
+        const Index n = Index(a.size());
+        if (py::isinstance<py::array_t<float>>(a)) {
+          const auto* x = static_cast<const float*>(a.data());
+          py::gil_scoped_release release;
+          return all_finite<float>(x, n);
+        }
+        if (py::isinstance<py::array_t<double>>(a)) {
+          const auto* x = static_cast<const double*>(a.data());
+          py::gil_scoped_release release;
+          return all_finite<double>(x, n);
+        }
+        throw py::value_error("all_finite: the array must be float32 or float64");
+      },
+      py::arg("a"),
+      "Whether every value of a (float32 or float64, C- or F-contiguous) is finite: neither "
+      "NaN nor infinite. Threaded, the GIL released.");
   m.def(
       "adam_step_rate",
       [](double learning_rate, double beta_1, double beta_2, std::int64_t t) {

@@ -26,6 +26,7 @@ from fastmlp import _sparse
 from fastmlp._arrays import aligned_copy, all_finite, contiguous, dense
 from fastmlp._backend import backend_for
 from fastmlp._cuda import DeviceOptions
+from fastmlp._finite import check_finite
 from fastmlp._lbfgs import fit_lbfgs
 from fastmlp._persistence import save
 from fastmlp._sklearn_internals import SklearnInternalsMixin
@@ -215,7 +216,10 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
 
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
-            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+            X = validate_data(
+                self, X, accept_sparse=["csr", "csc"], reset=False, ensure_all_finite=False
+            )
+            check_finite(self, X)
         # Unchecked input comes from the fit's own scoring (see _forward).
         return self._forward(X, check_weights=check_input)
 

@@ -6,6 +6,7 @@
 
 #include <exception>
 #include <mutex>
+#include <optional>
 
 #include "fastmlp/matrix.hpp"
 
@@ -65,22 +66,33 @@ class ScopedEigenThreads {
   int previous_scoped_;
 };
 
-// Runs body(begin, end) over [0, n) split into chunks of at most chunk rows, on the OpenMP
-// threads. The first exception thrown by any chunk is rethrown once, after the loop.
-template <class Body>
-void parallel_chunks(Index n, Index chunk, Body body) {
+// Runs body(state, begin, end) over [0, n) split into chunks of at most chunk rows, on the
+// OpenMP threads, each thread making its state (a workspace) with make_state() once, at its
+// first chunk, and keeping it for the others: a state per chunk paid its memory's page faults
+// once per chunk, 5% of a prediction. The threads take the chunks one at a time, so that one
+// slowed by another process on its core takes fewer. The first exception thrown by any chunk
+// is rethrown once, after the loop.
+template <class MakeState, class Body>
+void parallel_chunks(Index n, Index chunk, MakeState make_state, Body body) {
   const Index n_chunks = (n + chunk - 1) / chunk;
   std::exception_ptr error;
   std::mutex error_mutex;
 #ifdef FASTMLP_WITH_OPENMP
-#pragma omp parallel for schedule(static) if (n_chunks > 1)
+#pragma omp parallel if (n_chunks > 1)
 #endif
-  for (Index c = 0; c < n_chunks; ++c) {
-    try {
-      body(c * chunk, std::min(n, (c + 1) * chunk));
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
+  {
+    std::optional<decltype(make_state())> state;
+#ifdef FASTMLP_WITH_OPENMP
+#pragma omp for schedule(dynamic)
+#endif
+    for (Index c = 0; c < n_chunks; ++c) {
+      try {
+        if (!state) state.emplace(make_state());
+        body(*state, c * chunk, std::min(n, (c + 1) * chunk));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+      }
     }
   }
   if (error) std::rethrow_exception(error);
