@@ -101,11 +101,11 @@ def unsplit_problem():
     return X, Y, net, rng.permutation(120).astype(np.int64)
 
 
-def unsplit_epoch(X, Y, net, order, cuts):
-    """One adam epoch of the core from net's weights, run in the chunks order[cuts[i]:cuts[i+1]]:
+def unsplit_epoch(X, Y, net, order, cuts, solver="adam"):
+    """One epoch of the core from net's weights, run in the chunks order[cuts[i]:cuts[i+1]]:
     (summed batch losses, the state arrays)."""
-    state = fresh_state(net, "adam")
-    config = {**settings("adam", batch_size=40), "batch_split": "never"}
+    state = fresh_state(net, solver)
+    config = {**settings(solver, batch_size=40), "batch_split": "never"}
     trainer = _core.module.Trainer(X, Y, None, *state, **config)
     total = 0.0
     for a, b in zip(cuts[:-1], cuts[1:], strict=True):
@@ -132,19 +132,24 @@ def test_unsplit_batches_give_the_same_bits_on_any_number_of_threads():
     assert_same_run(*runs)
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_unsplit_batches_with_threaded_products_update_in_parts(threads):
-    # Chunks change no bit, and the steps are the oracle's.
+def test_unsplit_batches_with_threaded_products_update_in_parts(threads, solver):
+    # Chunks change no bit, and the steps (L2 term included) are the oracle's.
     from threadpoolctl import threadpool_limits
 
     X, Y, net, order = unsplit_problem()
     with threadpool_limits(limits=threads, user_api="openmp"):
-        whole = unsplit_epoch(X, Y, net, order, [0, 120])
-        chunked = unsplit_epoch(X, Y, net, order, [0, 40, 120])
+        whole = unsplit_epoch(X, Y, net, order, [0, 120], solver)
+        chunked = unsplit_epoch(X, Y, net, order, [0, 40, 120], solver)
     assert_same_run(whole, chunked)
     loss, (coefs, intercepts, _, _) = whole
-    adam = reference.Adam(net.coefs + net.intercepts, learning_rate_init=0.01)
-    want = reference.epoch(net, X, Y, None, order, 40, adam)
+    params = net.coefs + net.intercepts
+    if solver == "adam":
+        optimizer = reference.Adam(params, learning_rate_init=0.01)
+    else:
+        optimizer = reference.SGD(params, learning_rate_init=0.01, momentum=0.9)
+    want = reference.epoch(net, X, Y, None, order, 40, optimizer)
     assert loss == pytest.approx(want, rel=1e-12)
     for a, b in zip(coefs + intercepts, net.coefs + net.intercepts, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
