@@ -238,6 +238,17 @@ def test_the_cpu_is_device_zero():
         _core.module.forward(X, net.coefs, net.intercepts, "tanh", "softmax", device=1)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_of_no_rows_is_empty(dtype):
+    # The prediction's chunks are sized from the rows: none must give an empty result, not a
+    # division by zero.
+    net = reference.MLP((5, 7, 3), "relu", "softmax", "log_loss", dtype, 0, 0.0)
+    out = _core.module.forward(
+        np.zeros((0, 5), dtype), net.coefs, net.intercepts, "relu", "softmax"
+    )
+    assert out.shape == (0, 3) and out.dtype == dtype
+
+
 def test_adam_step_rate_is_the_rule_of_the_design():
     # lr sqrt(1 - b2^t) / (1 - b1^t), at t = 1 and t = 10.
     for t in (1, 10):
@@ -245,24 +256,42 @@ def test_adam_step_rate_is_the_rule_of_the_design():
         assert _core.module.adam_step_rate(0.01, 0.9, 0.999, t) == pytest.approx(want, rel=1e-14)
 
 
-@pytest.mark.parametrize("batch_split", ["never", "always"])
-def test_a_new_trainer_continues_with_the_same_bits(batch_split):
+@pytest.mark.parametrize(
+    "batch_split, width, sparse",
+    [
+        ("never", 64, False),
+        ("always", 64, False),
+        # One thread per batch with threaded products: the update (and ||W||^2) in 8 parts of
+        # several 1024-long chunks each.
+        ("never", 1100, False),
+        # A sparse first layer, whose ||W||^2 is summed row by row.
+        ("never", 64, True),
+        ("always", 64, True),
+    ],
+)
+def test_a_new_trainer_continues_with_the_same_bits(batch_split, width, sparse):
     """partial_fit builds a trainer per call, fit one for all epochs: the L2 term's ||W||^2,
     carried over from the last update in a fit and summed afresh by a new trainer, must agree
     to the bit (threads sharing the update sum it in shares). A strong L2 term in float32, so
     that a difference in ||W||^2's last bits shows in the loss."""
+    import scipy.sparse as sp
+
+    from fastmlp import _sparse
+
     rng = np.random.RandomState(3)
-    X = rng.normal(size=(300, 40)).astype(np.float32)
+    X = rng.normal(size=(300, 200)).astype(np.float32)
+    X[X < 0.5] = 0.0  # about a third of the values stored, where X is sparse
+    X_in = _sparse.core_input(sp.csr_matrix(X)) if sparse else X
     Y = np.eye(3, dtype=np.float32)[rng.randint(3, size=300)]
-    net = reference.MLP((40, 64, 3), "tanh", "softmax", "log_loss", np.float32, 0, 5.0)
+    net = reference.MLP((200, width, 3), "tanh", "softmax", "log_loss", np.float32, 0, 5.0)
     order = rng.permutation(len(X)).astype(np.int64)
     options = dict(settings("adam", batch_size=150), alpha=5.0, batch_split=batch_split)
     losses = []
     for new_trainer in (False, True):
         state = fresh_state(net, "adam")
-        trainer = _core.module.Trainer(X, Y, None, *state, **options)
+        trainer = _core.module.Trainer(X_in, Y, None, *state, **options)
         _, t = trainer.run(order, 0.01)
         if new_trainer:
-            trainer = _core.module.Trainer(X, Y, None, *state, **dict(options, t=t))
+            trainer = _core.module.Trainer(X_in, Y, None, *state, **dict(options, t=t))
         losses.append(trainer.run(order, 0.01)[0])
     assert losses[0] == losses[1]

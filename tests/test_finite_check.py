@@ -82,3 +82,47 @@ def test_prediction_on_non_finite_x_raises_scikit_learns_error(dtype, bad, layou
     else:
         Xb_ok[~np.isfinite(Xb_ok)] = 0.0
     assert ours.predict_proba(Xb_ok).shape == (40, 3)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_threaded_check_runs_and_scikit_learns_only_on_a_hit(monkeypatch):
+    from fastmlp import _finite
+
+    X = np.random.default_rng(2).standard_normal((60, 4)).astype(np.float32)
+    model = fastmlp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    model.fit(X, np.arange(60) % 2)
+    calls = []
+    monkeypatch.setattr(_finite, "assert_all_finite", lambda *a, **k: calls.append(a))
+    model.predict(X)
+    assert calls == []  # finite, contiguous float32: the core's check alone
+    Xb = X.copy()
+    Xb[3, 1] = np.inf
+    model.predict(Xb)  # (scikit-learn's check, patched out here, would raise)
+    assert len(calls) == 1
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_errors_come_in_scikit_learns_order_and_assume_finite_skips_the_check():
+    import sklearn
+
+    X = np.random.default_rng(3).standard_normal((40, 4))
+    y = np.arange(40) % 2
+    ours = fastmlp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0).fit(X, y)
+    theirs = SkMLPClassifier(hidden_layer_sizes=(5,), max_iter=5, random_state=0).fit(X, y)
+    # NaN and the wrong number of features at once: scikit-learn reports the NaN first.
+    wrong = np.full((3, 6), np.nan)
+    with pytest.raises(ValueError) as expected:
+        theirs.predict(wrong)
+    with pytest.raises(ValueError) as raised:
+        ours.predict(wrong)
+    assert str(raised.value) == str(expected.value)
+    assert "NaN" in str(raised.value)
+    # The wrong number of features alone: scikit-learn's message too.
+    with pytest.raises(ValueError, match="4 features"):
+        ours.predict(np.zeros((3, 6)))
+    # Under assume_finite scikit-learn checks nothing, and neither does fastmlp.
+    Xb = X[:5].copy()
+    Xb[0, 0] = np.nan
+    with sklearn.config_context(assume_finite=True):
+        theirs.predict_proba(Xb)
+        assert ours.predict_proba(Xb).shape == (5, 2)

@@ -271,6 +271,7 @@ int gemm_threads(const Network<T>& net, Index rows) {
 template <class T, class In>
 void predict_from(const Network<T>& net, const In& X, MatrixMap<T> out) {
   const Index rows = X.rows();
+  if (rows == 0) return;
   const int threads = std::max(max_threads(), 1);
   const double weights = weights_per_row(net, X);
   // Enough rows per chunk to keep GEMMs efficient and to pay for a thread (kMinSplitWork),

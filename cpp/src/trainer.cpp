@@ -87,8 +87,16 @@ struct ParamArray {
 
 namespace {
 
+// ||W||^2 of one piece of a parameter array, in double: every sum of the norm (after an update,
+// or afresh in sq_norm_share) adds the same pieces, in the same order, through this one function,
+// so that the bits agree.
+template <class T>
+double piece_sq_norm(const T* param, Index n) {
+  return double(ConstVectorMap<T>(param, n).squaredNorm());
+}
+
 // The update of elements [begin, end) of every parameter array: grad = (sum over threads of the
-// partial sums + alpha W) * scale, then the optimizer's rule. Slot 0's sums become the grads.
+// partial sums + alpha W) * scale, then the optimizer's rule.
 // The sparse first layer's weights: row j's gradient is (G_j + alpha W_j) * scale where the batch
 // touched feature j, alpha W_j * scale elsewhere; every weight gets the optimizer's step (Adam's
 // moments and the L2 term move untouched rows too, exactly as with dense input).
@@ -113,7 +121,19 @@ double update_sparse_rows(const ParamArray<T>& a, Index lo, Index hi, T alpha, T
     }
     update_parameters<T>(config, adam_rate, a.param + s, row_grad, a.first + s,
                          a.second ? a.second + s : nullptr, n);
-    if (want_sq_norm) sq += double(VectorMap<T>(a.param + s, n).squaredNorm());
+    if (want_sq_norm) sq += piece_sq_norm(a.param + s, n);
+  }
+  return sq;
+}
+
+// sum ||param[lo, hi)||^2 of the sparse first layer, row piece by row piece (rows `width` long)
+// as update_sparse_rows sums it.
+template <class T>
+double rowwise_sq_norm(const T* param, Index lo, Index hi, Index width) {
+  double sq = 0.0;
+  for (Index j = lo / width; j * width < hi; ++j) {
+    const Index s = std::max(lo, j * width), e = std::min(hi, (j + 1) * width);
+    sq += piece_sq_norm(param + s, e - s);
   }
   return sq;
 }
@@ -123,12 +143,12 @@ double update_sparse_rows(const ParamArray<T>& a, Index lo, Index hi, T alpha, T
 // the whole of millions of weights went to memory each time, 10% of a bf16 batch of `wide`.
 constexpr Index kUpdateChunk = 1024;
 
-// sum ||param[lo, hi)||^2, chunk by chunk in double as reduce_and_update sums it: the same bits.
+// sum ||param[lo, hi)||^2, chunk by chunk as reduce_and_update sums it.
 template <class T>
 double chunked_sq_norm(const T* param, Index lo, Index hi) {
   double sq = 0.0;
   for (Index c = lo; c < hi; c += kUpdateChunk) {
-    sq += double(ConstVectorMap<T>(param + c, std::min(kUpdateChunk, hi - c)).squaredNorm());
+    sq += piece_sq_norm(param + c, std::min(kUpdateChunk, hi - c));
   }
   return sq;
 }
@@ -166,23 +186,27 @@ double reduce_and_update(const std::vector<std::unique_ptr<ThreadSlot<T>>>& slot
       grad *= scale;
       update_parameters<T>(config, adam_rate, a.param + c, chunk_grad, a.first + c,
                            a.second ? a.second + c : nullptr, n);
-      if (want_sq_norm && a.is_coef) sq += double(VectorMap<T>(a.param + c, n).squaredNorm());
+      if (want_sq_norm && a.is_coef) sq += piece_sq_norm(a.param + c, n);
     }
   }
   return sq;
 }
 
 // sum ||W||^2 over elements [begin, end) of the parameter arrays, piece by piece as
-// reduce_and_update sums it after an update: the two give the same bits.
+// reduce_and_update sums it after an update: the two give the same bits. sparse_width: the
+// sparse first layer's row length (its pieces are rows).
 template <class T>
-double sq_norm_share(const std::vector<ParamArray<T>>& arrays, Index begin, Index end) {
+double sq_norm_share(const std::vector<ParamArray<T>>& arrays, Index begin, Index end,
+                     Index sparse_width) {
   double sq = 0.0;
   Index offset = 0;
   for (const ParamArray<T>& a : arrays) {
     const Index lo = std::max(begin, offset) - offset;
     const Index hi = std::min(end, offset + a.size) - offset;
     offset += a.size;
-    if (lo < hi && a.is_coef) sq += chunked_sq_norm(a.param, lo, hi);
+    if (lo >= hi || !a.is_coef) continue;
+    sq += a.sparse ? rowwise_sq_norm(a.param, lo, hi, sparse_width)
+                   : chunked_sq_norm(a.param, lo, hi);
   }
   return sq;
 }
@@ -363,7 +387,8 @@ double Trainer<T>::run(const std::int64_t* order, Index n, double learning_rate,
     sq_norm_ = 0.0;
     const int parts = update_parts_;
     for (int i = 0; i < parts; ++i) {
-      sq_norm_ += sq_norm_share(arrays, n_params * i / parts, n_params * (i + 1) / parts);
+      sq_norm_ +=
+          sq_norm_share(arrays, n_params * i / parts, n_params * (i + 1) / parts, net_.sizes[1]);
     }
   }
   accumulated_ = loss_sum;

@@ -20,13 +20,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from fastmlp import _sparse
 from fastmlp._arrays import aligned_copy, all_finite, contiguous, dense
 from fastmlp._backend import backend_for
 from fastmlp._cuda import DeviceOptions
-from fastmlp._finite import check_finite
+from fastmlp._finite import validate_finite_data
 from fastmlp._lbfgs import fit_lbfgs
 from fastmlp._persistence import save
 from fastmlp._sklearn_internals import SklearnInternalsMixin
@@ -216,10 +216,7 @@ class BaseMultilayerPerceptron(SklearnInternalsMixin, BaseEstimator, ABC):
 
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
-            X = validate_data(
-                self, X, accept_sparse=["csr", "csc"], reset=False, ensure_all_finite=False
-            )
-            check_finite(self, X)
+            X = validate_finite_data(self, X)
         # Unchecked input comes from the fit's own scoring (see _forward).
         return self._forward(X, check_weights=check_input)
 

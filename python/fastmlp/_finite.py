@@ -8,9 +8,30 @@ so that the error is scikit-learn's, word for word.
 """
 
 import numpy as np
+from sklearn import get_config
 from sklearn.utils import assert_all_finite
+from sklearn.utils.validation import validate_data
 
 from fastmlp import _core, _sparse
+
+
+def validate_finite_data(estimator, X):
+    """X validated for prediction as ``validate_data(estimator, X, accept_sparse=["csr",
+    "csc"], reset=False)`` validates it, raising the same errors in the same order, with the
+    finiteness check threaded (skipped, as scikit-learn skips it, under
+    ``sklearn.config_context(assume_finite=True)``)."""
+    try:
+        X = validate_data(
+            estimator, X, accept_sparse=["csr", "csc"], reset=False, ensure_all_finite=False
+        )
+    except ValueError:
+        # scikit-learn checks finiteness before the number of features: its own validation
+        # says which error comes first for X that fails both.
+        validate_data(estimator, X, accept_sparse=["csr", "csc"], reset=False)
+        raise
+    if not get_config()["assume_finite"]:
+        check_finite(estimator, X)
+    return X
 
 
 def check_finite(estimator, X):
