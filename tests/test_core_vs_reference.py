@@ -1,11 +1,11 @@
 """The C++ core (fastmlp.MLP) against the NumPy reference and against finite differences."""
 
 import ast
-import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
+from gradient_check import assert_gradients_match_finite_differences
 
 import fastmlp
 from fastmlp import reference
@@ -123,20 +123,12 @@ def test_core_gradients_match_finite_differences(hidden, output, loss):
     shape = (3, 4, 3)
     core, _ = pair(shape, hidden, output, loss, "float64", alpha=0.05, seed=3)
     X, Y, w = make_data(shape, output, loss, 9, "float64", seed=4)
-    _, gW, gb = core.backward(X, Y, w)
-    h = 1e-6
-    for params, grads in ((core.coefs, gW), (core.intercepts, gb)):
-        for param, grad in zip(params, grads, strict=True):
-            for idx in itertools.islice(np.ndindex(param.shape), 6):
-                saved = param[idx]
-                param[idx] = saved + h
-                up = core.backward(X, Y, w)[0]
-                param[idx] = saved - h
-                down = core.backward(X, Y, w)[0]
-                param[idx] = saved
-                # The kink of relu makes a central difference wrong only if a pre-activation
-                # sits within h of 0, which these random draws do not.
-                assert (up - down) / (2 * h) == pytest.approx(grad[idx], rel=1e-5, abs=1e-8)
+    # The first 6 of each array. The kink of relu makes a central difference wrong only if a
+    # pre-activation sits within eps of 0, which these random draws do not.
+    assert_gradients_match_finite_differences(
+        core, X, Y, w, eps=1e-6, limit=6,
+        close=lambda numeric, analytic: numeric == pytest.approx(analytic, rel=1e-5, abs=1e-8),
+    )  # fmt: skip
 
 
 def test_sgd_step_matches_reference_over_many_steps():
