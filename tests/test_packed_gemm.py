@@ -178,6 +178,19 @@ def test_the_rules_pick_packed_for_the_wide_layers_only():
     assert core._gemm_kernel_for(32, 64, 64, np.float32) == "small_gemm"
 
 
+@pytest.mark.skipif(_core.variant != "avx512", reason="small_gemm's large shapes: AVX-512 only")
+def test_the_rules_give_long_products_to_packed_and_short_ones_to_small_gemm():
+    # One thread, as prediction's chunks and the split trainer run them: 3,750 rows of MNIST
+    # into 256 outputs (small_gemm would read the rows again for each 64 columns) and the
+    # 784-row weight gradient go to packed; the split trainer's 64-row forward products and
+    # 128-wide outputs stay on small_gemm.
+    assert core._gemm_kernel_for(3750, 256, 784, np.float32) == "packed"
+    assert core._gemm_kernel_for(784, 256, 64, np.float32) == "packed"
+    assert core._gemm_kernel_for(64, 256, 784, np.float32) == "small_gemm"
+    assert core._gemm_kernel_for(3750, 128, 256, np.float32) == "small_gemm"
+    assert core._gemm_kernel_for(256, 256, 64, np.float32) == "small_gemm"
+
+
 HIDDEN = ("identity", "logistic", "tanh", "relu", "leaky_relu", "gelu", "silu")
 
 

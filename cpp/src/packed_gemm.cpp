@@ -181,8 +181,10 @@ void gemm_shared_a(const Problem<T>& pr, Index m, Index n, int threads) {
   constexpr int NR = kNR<T>;
   const Index k = pr.k;
   const Index kc_step = even_block(k, kKC<T>, 1);
+  // Rounded up to whole panels: rounded down, 512 rows of k = 2048 floats made two blocks of
+  // 266, and B was packed once for each.
   const Index rows_limit =
-      std::clamp<Index>(kSharedABytes / Index(sizeof(T)) / k / kMR * kMR, kMR, kMC<T>);
+      std::clamp<Index>(round_up(kSharedABytes / Index(sizeof(T)) / k, kMR), kMR, kMC<T>);
   const Index mc_step = even_block(m, rows_limit, kMR);
   // Blocks of columns: kColumnBlocksPerThread per thread, at most NC wide, whole panels each.
   const Index n_tiles = (n + NR - 1) / NR;
@@ -316,13 +318,21 @@ bool prefers_packed_gemm(Index m, Index n, Index k) {
 #endif
 }
 
-// Against small_gemm (AVX-512, float32, one thread, where prefers_small_gemm holds): small_gemm
-// won on narrow outputs (n <= 256: packed 0.3-0.95x), packed won from n >= 1024 (1.0-1.3x
-// with k <= 256, 2-3x from k = 512: small_gemm streams its strip of B from L2 for every 4
-// rows, packed reuses a packed block) and from n >= 512 with k >= 256 (1.0-2.4x).
+// Against small_gemm (AVX-512, float32, where prefers_small_gemm holds; operands 64-byte
+// aligned, one thread alone and two at once on their own products, as the split trainer and
+// prediction's chunks run them): packed won from n >= 1024 (1.0-1.3x with k <= 256, 2-3x from
+// k = 512: small_gemm streams its strip of B from L2 for every 4 rows, packed reuses a packed
+// block) and from n >= 512 with k >= 256 (1.0-2.8x). At n = 256 it won once A has 256 rows
+// and 32K elements (forward 256-3750 rows: 0.97-1.23x, weight gradients of 784-1024 rows:
+// 1.1-1.35x): small_gemm reads A again for each 64-wide strip of C, from beyond L2 once A
+// outgrows it. Below that, and at n = 128 at any m (0.9-1.1x), small_gemm stays: 64-row
+// forward products ran at 0.92-1.04x. (Float64 and AVX2 never reach here with these shapes:
+// prefers_small_gemm refuses them.)
 template <class T>
 bool packed_beats_small_gemm(Index m, Index n, Index k) {
-  return prefers_packed_gemm<T>(m, n, k) && (n >= 1024 || (n >= 512 && k >= 256));
+  const bool wide_output = n >= 1024 || (n >= 512 && k >= 256);
+  const bool many_rows = n >= 256 && m >= 256 && m * k >= 32 * 1024;
+  return prefers_packed_gemm<T>(m, n, k) && (wide_output || many_rows);
 }
 
 template <class T>
