@@ -207,7 +207,9 @@ def test_sigint_during_the_save_of_a_large_model_keeps_the_old_file(tmp_path):
     child = run_child(
         """
         import sys
-        model = big_model(4_000_000)  # about 190 MB: the write takes a while
+        # 580 MB: written for long enough that the signal lands mid-write even on a busy
+        # machine (190 MB once finished first).
+        model = big_model(12_000_000)
         print("ready", flush=True)
         try:
             model.save(sys.argv[1])
