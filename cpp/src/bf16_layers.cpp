@@ -1,5 +1,8 @@
 #include "fastmlp/bf16_layers.hpp"
 
+#include <stdexcept>
+#include <string>
+
 #include "fastmlp/activation.hpp"
 #include "fastmlp/activation_segments.hpp"
 #include "fastmlp/network.hpp"
@@ -18,14 +21,15 @@ bool bf16_pays(Index k, Index n) {
   return k >= 16 && n >= 16 && k * n >= 128 * 128;
 }
 
-Bf16Weights::Bf16Weights(Bf16Kernel kernel, const NetworkSpec& spec, bool dense_input)
+Bf16Weights::Bf16Weights(Bf16Kernel kernel, const NetworkSpec& spec, bool dense_input,
+                         bool forward_only)
     : kernel_(kernel) {
   for (Index l = 0; l < spec.n_layers(); ++l) {
     const Index k = spec.sizes[l], n = spec.sizes[l + 1];
     // A sparse first layer keeps its own float products: nothing to pack for it.
     const bool bf16 = bf16_pays(k, n) && (l > 0 || dense_input);
     forward_.push_back(bf16 ? std::make_unique<Bf16PackedB>() : nullptr);
-    error_.push_back(bf16 && l > 0 ? std::make_unique<Bf16PackedB>() : nullptr);
+    error_.push_back(bf16 && l > 0 && !forward_only ? std::make_unique<Bf16PackedB>() : nullptr);
     // Allocated here, not at the first pack: that runs inside the trainer's parallel region,
     // where an exception (bad_alloc) could not be passed on.
     if (forward_.back()) forward_.back()->resize(k, n);
@@ -34,6 +38,14 @@ Bf16Weights::Bf16Weights(Bf16Kernel kernel, const NetworkSpec& spec, bool dense_
     if (forward_.back()) tasks_.push_back({l, false});
     if (error_.back()) tasks_.push_back({l, true});
   }
+}
+
+const Bf16PackedB& Bf16Weights::error(Index layer) const {
+  if (layer >= Index(error_.size()) || !error_[layer]) {
+    throw std::logic_error("Bf16Weights: layer " + std::to_string(layer) +
+                           " has no bf16 copy of W^T for the error product");
+  }
+  return *error_[layer];
 }
 
 void Bf16Weights::pack(const Network<float>& net, int part, int parts) {
@@ -54,15 +66,6 @@ void Bf16Weights::pack_all(const Network<float>& net) {
   pack(net, 0, 1);
 }
 
-namespace {
-
-// Row r of the block (row, col, rows, cols) of a matrix whose rows are ld apart, as a 1-row map.
-MatrixMap<float> block_row(float* data, Index ld, Index row, Index col, Index r, Index cols) {
-  return MatrixMap<float>(data + (row + r) * ld + col, 1, cols);
-}
-
-}  // namespace
-
 void forward_product_bf16(const Bf16Weights& weights, Index layer, Activation f,
                           ConstMatrixMap<float> in, const float* b, MatrixMap<float> out,
                           float slope, float* pre) {
@@ -70,15 +73,13 @@ void forward_product_bf16(const Bf16Weights& weights, Index layer, Activation f,
   // Softmax needs whole rows: the kernel's blocks get the bias, and softmax runs after.
   const bool rowwise = f == Activation::softmax;
   float* c = out.data();
-  // The blocks depend on the kernel and the thread count: activate_segment gives the same bits
-  // wherever a block starts.
+  // The blocks depend on the kernel and the thread count: bias_activate_segment gives the same
+  // bits wherever a block starts.
+  const Activation in_epilogue = rowwise ? Activation::identity : f;
   auto epilogue = [&](Index row, Index col, Index block_rows, Index cols) {
-    const ConstVectorMap<float> bias(b + col, cols);
-    for (Index r = 0; r < block_rows; ++r) {
-      MatrixMap<float> a = block_row(c, n, row, col, r, cols);
-      a.row(0) += bias.transpose();
-      if (pre) block_row(pre, n, row, col, r, cols) = a;
-      if (!rowwise) activate_segment<float>(f, a.data(), cols, slope);
+    for (Index r = row; r < row + block_rows; ++r) {
+      bias_activate_segment<float>(in_epilogue, c + r * n + col, b + col, cols, slope,
+                                   pre ? pre + r * n + col : nullptr);
     }
   };
   bf16_gemm(weights.kernel(), rows, n, k, StridedOperand<float>{in.data(), k, 1},

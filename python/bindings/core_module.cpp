@@ -83,12 +83,14 @@ std::pair<Bf16Kernel, std::string> bf16_status() {
 }
 
 // Rounds and packs net's weights for the bf16 kernel (none: nothing to do) and points net at
-// them, for the one call that holds the returned copies.
+// them, for the one call that holds the returned copies (forward_only: a call that never
+// backpropagates).
 template <class T>
-std::unique_ptr<Bf16Weights> use_bf16(Network<T>& net, Bf16Kernel kernel, const py::object& X) {
+std::unique_ptr<Bf16Weights> use_bf16(Network<T>& net, Bf16Kernel kernel, const py::object& X,
+                                      bool forward_only) {
   if (kernel == Bf16Kernel::none) return nullptr;
   if constexpr (std::is_same_v<T, float>) {
-    auto weights = std::make_unique<Bf16Weights>(kernel, net, !is_sparse_input(X));
+    auto weights = std::make_unique<Bf16Weights>(kernel, net, !is_sparse_input(X), forward_only);
     {
       py::gil_scoped_release release;
       weights->pack_all(net);
@@ -133,7 +135,7 @@ py::object forward_typed(const py::object& X, const py::list& coefs, const py::l
   const NetworkSpec spec = network_spec(coefs, activation, output_activation,
                                         any_loss_for(output_activation), leaky_relu_slope);
   Network<T> net = make_network<T>(spec, coefs, intercepts, false);
-  const std::unique_ptr<Bf16Weights> bf16_weights = use_bf16(net, bf16, X);
+  const std::unique_ptr<Bf16Weights> bf16_weights = use_bf16(net, bf16, X, true);
   return with_input<T>(X, net.n_inputs(), [&](const auto& x, Index rows) -> py::object {
     if (!activations) {
       py::array_t<T> out({py::ssize_t(rows), py::ssize_t(net.n_outputs())});
@@ -163,7 +165,7 @@ py::object backward_typed(const py::object& X, const py::array& Y, const py::obj
       network_spec(coefs, activation, output_activation, parse_loss(loss), leaky_relu_slope);
   check_trainable(spec);
   Network<T> net = make_network<T>(spec, coefs, intercepts, false);
-  const std::unique_ptr<Bf16Weights> bf16_weights = use_bf16(net, bf16, X);
+  const std::unique_ptr<Bf16Weights> bf16_weights = use_bf16(net, bf16, X, false);
   return with_input<T>(X, net.n_inputs(), [&](const auto& x, Index rows) -> py::object {
     check_array<T>(Y, "Y", {rows, net.n_outputs()});
     const T* w = sample_weight_pointer<T>(sample_weight, rows);

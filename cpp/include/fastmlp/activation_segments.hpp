@@ -14,6 +14,11 @@ namespace fastmlp {
 template <class T>
 void activate_segment(Activation f, T* a, Index cols, T slope);
 
+// a (cols,) <- f(a + bias), and pre (cols,) <- a + bias where pre is not null: a forward
+// epilogue that adds the bias itself.
+template <class T>
+void bias_activate_segment(Activation f, T* a, const T* bias, Index cols, T slope, T* pre);
+
 // d (cols,) <- d * f'(a), f' read from z (cols,), or from pre (cols,) for gelu and silu.
 template <class T>
 void derivative_segment(Activation f, const T* z, T* d, Index cols, T slope, const T* pre);
