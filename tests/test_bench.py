@@ -86,6 +86,14 @@ def test_run_returns_rows_and_ratios_for_every_engine_that_ran(tiny, tmp_path, c
     assert saved["gemm_peaks_gflops"]["numpy_fp32"] == 100.0
 
 
+def test_error_bars_are_never_negative():
+    # A share of peak rescaled from the run's minimum can land a rounding above the median
+    # (one run: they are the same rate), and matplotlib refuses a negative error bar.
+    value, low, high = np.array([1.0, 5.0]), np.array([1.0 + 1e-15, 4.0]), np.array([1.0, 7.0])
+    below, above = _bench._error_bars(value, low, high)
+    assert below.tolist() == [0.0, 1.0] and above.tolist() == [0.0, 2.0]
+
+
 def test_engines_take_turns_in_alternating_order(tiny, monkeypatch):
     calls = []
 

@@ -189,6 +189,10 @@ def test_the_rules_give_long_products_to_packed_and_short_ones_to_small_gemm():
     assert core._gemm_kernel_for(64, 256, 784, np.float32) == "small_gemm"
     assert core._gemm_kernel_for(3750, 128, 256, np.float32) == "small_gemm"
     assert core._gemm_kernel_for(256, 256, 64, np.float32) == "small_gemm"
+    # The edges: 256 rows and 32K elements of A.
+    assert core._gemm_kernel_for(256, 256, 128, np.float32) == "packed"
+    assert core._gemm_kernel_for(256, 256, 127, np.float32) == "small_gemm"
+    assert core._gemm_kernel_for(255, 256, 784, np.float32) == "small_gemm"
 
 
 HIDDEN = ("identity", "logistic", "tanh", "relu", "leaky_relu", "gelu", "silu")

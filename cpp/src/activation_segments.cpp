@@ -57,7 +57,8 @@ void activate_segment(Activation f, T* a, Index cols, T slope) {
 // The bf16 kernel hands its epilogues rows of 32: plain loops for the common activations, which
 // the compiler vectorizes, spare each row the dispatch and Eigen's setup around 32 elements
 // (bias and relu were 10% of a bf16 prediction through them). relu is std::max(v, 0): NaN and
-// -0 kept, as Eigen's max with 0, so the bits are the same either way.
+// -0 kept, as Eigen's max with 0, so the bits are the same either way. (The bf16 layers are
+// float32 only: no double instance.)
 template <class T>
 void bias_activate_segment(Activation f, T* a, const T* bias, Index cols, T slope, T* pre) {
   if (f == Activation::relu || f == Activation::identity) {
@@ -77,10 +78,6 @@ void bias_activate_segment(Activation f, T* a, const T* bias, Index cols, T slop
 // d (cols,) <- d * f'(a), read from z (or pre), the same bits wherever d lies.
 template <class T>
 void derivative_segment(Activation f, const T* z, T* d, Index cols, T slope, const T* pre) {
-  if (f == Activation::relu) {  // as multiply_by_derivative, without its dispatch (see above)
-    for (Index j = 0; j < cols; ++j) d[j] = z[j] > T(0) ? d[j] : T(0);
-    return;
-  }
   if (f != Activation::silu) {
     // Products and differences only (gelu: a scalar loop): exact in vectors and scalars alike.
     multiply_by_derivative<T>(f, ConstMatrixMap<T>(z, 1, cols), MatrixMap<T>(d, 1, cols), slope,
@@ -105,8 +102,6 @@ void derivative_segment(Activation f, const T* z, T* d, Index cols, T slope, con
 template void activate_segment<float>(Activation, float*, Index, float);
 template void activate_segment<double>(Activation, double*, Index, double);
 template void bias_activate_segment<float>(Activation, float*, const float*, Index, float, float*);
-template void bias_activate_segment<double>(Activation, double*, const double*, Index, double,
-                                            double*);
 template void derivative_segment<float>(Activation, const float*, float*, Index, float,
                                         const float*);
 template void derivative_segment<double>(Activation, const double*, double*, Index, double,

@@ -163,8 +163,8 @@ void gemm_part(const Problem<T>& pr, Index i_begin, Index i_end, Index j_begin, 
 }
 
 #ifdef FASTMLP_WITH_OPENMP
-// Packed A shared by the threads of a split along n, at most this many bytes per block of
-// rows (all of k): 4 MiB is 512 rows of k = 2048 floats, and sits in L3.
+// Packed A shared by the threads of a split along n, about this many bytes per block of rows
+// (all of k; rounded up to whole panels): 4 MiB is 512 rows of k = 2048 floats, and sits in L3.
 constexpr Index kSharedABytes = Index(4) << 20;
 // Blocks of columns the threads take in turn, per thread: 2, 3 and 4 ran within 3% of each
 // other (2 threads, wide's products), all 2-10% faster than an even static split.
@@ -322,12 +322,13 @@ bool prefers_packed_gemm(Index m, Index n, Index k) {
 // aligned, one thread alone and two at once on their own products, as the split trainer and
 // prediction's chunks run them): packed won from n >= 1024 (1.0-1.3x with k <= 256, 2-3x from
 // k = 512: small_gemm streams its strip of B from L2 for every 4 rows, packed reuses a packed
-// block) and from n >= 512 with k >= 256 (1.0-2.8x). At n = 256 it won once A has 256 rows
-// and 32K elements (forward 256-3750 rows: 0.97-1.23x, weight gradients of 784-1024 rows:
-// 1.1-1.35x): small_gemm reads A again for each 64-wide strip of C, from beyond L2 once A
-// outgrows it. Below that, and at n = 128 at any m (0.9-1.1x), small_gemm stays: 64-row
-// forward products ran at 0.92-1.04x. (Float64 and AVX2 never reach here with these shapes:
-// prefers_small_gemm refuses them.)
+// block) and from n >= 512 with k >= 256 (1.0-2.8x). From n = 256 it won once A has 256 rows
+// and 32K elements, a threshold found by measurement (forward 256-3750 rows: 0.97-1.23x,
+// weight gradients of 784-1024 rows: 1.1-1.35x, n = 384-1000 with k = 64-192: 0.88-1.34x,
+// median 1.08x): small_gemm reads A again for each 64-wide strip of C, packed once per block.
+// Below that, and at n = 128 at any m (0.9-1.1x), small_gemm stays: 64-row forward products
+// ran at 0.92-1.04x, the weight gradient 256 x 64 -> 256 at 0.84-1.0x. (Float64 and AVX2 never
+// reach here with these shapes: prefers_small_gemm refuses them.)
 template <class T>
 bool packed_beats_small_gemm(Index m, Index n, Index k) {
   const bool wide_output = n >= 1024 || (n >= 512 && k >= 256);

@@ -238,7 +238,8 @@ Trainer<T>::Trainer(const NetworkSpec& spec, const OptimizerConfig& config, T al
     if (!std::is_same_v<T, float>) {
       throw std::invalid_argument("bf16 products need a float32 network");
     }
-    bf16_ = std::make_unique<Bf16Weights>(bf16, spec, data.sparse_X == nullptr, false);
+    bf16_ = std::make_unique<Bf16Weights>(bf16, spec, data.sparse_X == nullptr,
+                                          /*forward_only=*/false);
     if constexpr (std::is_same_v<T, float>) net_.bf16 = bf16_.get();
   }
   if (batch_size < 1) throw std::invalid_argument("batch_size must be at least 1");

@@ -362,6 +362,12 @@ def run(workloads=tuple(WORKLOADS), repeats=5, out_dir=None):
     return results
 
 
+def _error_bars(value, low, high):
+    """matplotlib's yerr for bars at value spanning [low, high]: never negative, which the
+    rescaled share of peak could be by a rounding where the median is the minimum."""
+    return [np.maximum(value - low, 0.0), np.maximum(high - value, 0.0)]
+
+
 def _chart(results, path):
     try:
         import matplotlib
@@ -384,10 +390,10 @@ def _chart(results, path):
         share = np.array([r["share_of_peak"] for r in rows], dtype=float)  # None: nan
         scale = 100 * share / np.array([r["train_samples_per_s"] for r in rows])
         low, high = (scale * np.array([r["train_range"][k] for r in rows]) for k in (0, 1))
-        train_ax.bar(x, 100 * share, width, yerr=[100 * share - low, high - 100 * share])
+        train_ax.bar(x, 100 * share, width, yerr=_error_bars(100 * share, low, high))
         rate = np.array([r["predict_samples_per_s"] for r in rows])
         low, high = (np.array([r["predict_range"][k] for r in rows]) for k in (0, 1))
-        predict_ax.bar(x, rate, width, label=engine, yerr=[rate - low, high - rate])
+        predict_ax.bar(x, rate, width, label=engine, yerr=_error_bars(rate, low, high))
     for ax in (train_ax, predict_ax):
         ax.set_xticks(np.arange(len(names)) + width * (len(engines) - 1) / 2, names)
     train_ax.set_ylabel("training, % of the GEMM peak of its precision")
