@@ -5,6 +5,7 @@ import importlib.util
 import json
 import pathlib
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -84,6 +85,19 @@ def test_run_returns_rows_and_ratios_for_every_engine_that_ran(tiny, tmp_path, c
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["workloads"]["tiny"]["ratios"] == json.loads(json.dumps(tiny_results["ratios"]))
     assert saved["gemm_peaks_gflops"]["numpy_fp32"] == 100.0
+
+
+@pytest.mark.parametrize("engine_class", [_bench.FastmlpEngine, _bench.SklearnEngine])
+def test_every_fit_after_the_first_continues_the_model(engine_class):
+    # As PyTorch's loop continues its module: a run times an epoch, not an initialization.
+    X, y = _bench.make_data(TINY)
+    engine = engine_class(TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one epoch does not converge
+        engine.fit(X, y)
+        first = engine.model.coefs_[0].copy()
+        engine.fit(X, y)  # re-initialized, it would repeat the first fit exactly
+    assert not np.array_equal(engine.model.coefs_[0], first)
 
 
 def test_error_bars_are_never_negative():
