@@ -17,7 +17,7 @@ from fastmlp import _core, reference
 from fastmlp._arrays import aligned_copy
 
 core = _core.module
-KERNELS = ("eigen", "small_gemm", "packed")
+KERNELS = ("eigen", "small_gemm", "packed", "packed_transposed")
 # Relative to sqrt(k) * max|a| * max|b|, the scale of a k-term sum's rounding: float32's
 # products agree with float64's to its epsilon, float64's to rounding.
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
@@ -169,13 +169,19 @@ def test_kernel_names_and_the_forced_kernel(forced_kernel):
 def test_the_rules_pick_packed_for_the_wide_layers_only():
     # The wide network's products (1024-2048-2048, batch 512) go to the packed kernel in the
     # builds where it beats Eigen (AVX-512, AVX2); the small network's stay on small_gemm,
-    # and narrow outputs (10 classes) on Eigen.
-    expected = "packed" if _core.variant in ("avx512", "avx2") else "eigen"
+    # and narrow outputs (10 classes) go to packed_transposed there, to Eigen elsewhere.
+    fast = _core.variant in ("avx512", "avx2")
+    expected = "packed" if fast else "eigen"
+    narrow = "packed_transposed" if fast else "eigen"
     for threads in (1, 2):
         assert core._gemm_kernel_for(512, 2048, 2048, np.float32, threads=threads) == expected
         assert core._gemm_kernel_for(2048, 2048, 512, np.float64, threads=threads) == expected
-        assert core._gemm_kernel_for(512, 10, 2048, np.float32, threads=threads) == "eigen"
+        assert core._gemm_kernel_for(512, 10, 2048, np.float32, threads=threads) == narrow
+        assert core._gemm_kernel_for(2048, 10, 512, np.float64, threads=threads) == narrow
     assert core._gemm_kernel_for(32, 64, 64, np.float32) == "small_gemm"
+    # 16 columns are no longer narrow; 16 rows are too few (Eigen won there).
+    assert core._gemm_kernel_for(512, 16, 2048, np.float32) != "packed_transposed"
+    assert core._gemm_kernel_for(16, 10, 256, np.float32) == "eigen"
 
 
 @pytest.mark.skipif(_core.variant != "avx512", reason="small_gemm's large shapes: AVX-512 only")
@@ -236,11 +242,14 @@ def test_fused_epilogues_match_the_reference(kernel, hidden, dtype, forced_kerne
             assert_close(got, want, NET_RTOL[dtype])
 
 
+@pytest.mark.parametrize("kernel", ["packed", "packed_transposed"])
 @pytest.mark.parametrize("hidden", HIDDEN)
-def test_fused_epilogues_are_bitwise_the_same_on_one_and_two_threads(hidden, forced_kernel):
+def test_fused_epilogues_are_bitwise_the_same_on_one_and_two_threads(
+    hidden, kernel, forced_kernel
+):
     # Rows enough that the passes thread their GEMMs (their work passes kMinParallelGemmWork),
     # a width whose blocks split unevenly between the threads.
-    forced_kernel("packed")
+    forced_kernel(kernel)
     shape = (300, 1500, 3)
     core_net, _ = network_pair(shape, hidden, "float32")
     rng = np.random.default_rng(2)

@@ -38,6 +38,7 @@ Kernel choose_kernel(Index m, Index n, Index k) {
     return Kernel::small_gemm;
   }
   if (prefers_packed_gemm<T>(m, n, k)) return Kernel::packed;
+  if (prefers_packed_gemm_transposed<T>(m, n, k)) return Kernel::packed_transposed;
   return Kernel::eigen;
 }
 
@@ -77,6 +78,12 @@ void forward_product(Activation f, ConstMatrixMap<T> in, const T* W, const T* b,
       }
       return;
     }
+    case Kernel::packed_transposed:
+      packed_gemm_transposed<T>(rows, n, k, {in.data(), k, 1}, {W, n, 1}, out.data(), n, b, false,
+                                scoped_gemm_threads());
+      if (pre) MatrixMap<T>(pre, rows, n) = out;
+      apply_activation<T>(f, out, slope);
+      return;
     case Kernel::eigen:
       // Starting from the bias, rather than from zero, spares the GEMM's zeroing and a pass.
       out.rowwise() = ConstVectorMap<T>(b, n).transpose();
@@ -98,6 +105,10 @@ void weight_gradient_product(ConstMatrixMap<T> in, ConstMatrixMap<T> delta, Matr
       // A = in^T: element (i, p) at in[p, i].
       packed_gemm<T>(k, n, in.rows(), {in.data(), 1, k}, {delta.data(), n, 1}, gW.data(), n,
                      nullptr, false, BlockEpilogue(), scoped_gemm_threads());
+      return;
+    case Kernel::packed_transposed:
+      packed_gemm_transposed<T>(k, n, in.rows(), {in.data(), 1, k}, {delta.data(), n, 1}, gW.data(),
+                                n, nullptr, false, scoped_gemm_threads());
       return;
     case Kernel::eigen: gW.noalias() = in.transpose() * delta; return;
   }
@@ -137,7 +148,12 @@ void error_product(Activation f, ConstMatrixMap<T> delta, const T* W, Index k, C
     if (!relu) multiply_by_derivative<T>(f, z, below, slope, pre);
     return;
   }
-  below.noalias() = delta * ConstMatrixMap<T>(W, k, n).transpose();
+  if (kernel == Kernel::packed_transposed) {  // a narrow layer below (an input layer's is skipped)
+    packed_gemm_transposed<T>(rows, k, n, {delta.data(), n, 1}, {W, 1, n}, below.data(), k, nullptr,
+                              false, scoped_gemm_threads());
+  } else {
+    below.noalias() = delta * ConstMatrixMap<T>(W, k, n).transpose();
+  }
   multiply_by_derivative<T>(f, z, below, slope, pre);
 }
 

@@ -26,6 +26,7 @@ inline const char* kernel_name(Kernel kernel) {
     case Kernel::eigen: return "eigen";
     case Kernel::small_gemm: return "small_gemm";
     case Kernel::packed: return "packed";
+    case Kernel::packed_transposed: return "packed_transposed";
   }
   return "?";
 }
@@ -34,8 +35,9 @@ inline Kernel kernel_from_name(const std::string& name, const char* where) {
   if (name == "eigen") return Kernel::eigen;
   if (name == "small_gemm") return Kernel::small_gemm;
   if (name == "packed") return Kernel::packed;
+  if (name == "packed_transposed") return Kernel::packed_transposed;
   throw py::value_error(std::string(where) + ": unknown GEMM kernel '" + name +
-                        "', expected one of 'eigen', 'small_gemm', 'packed'");
+                        "', expected one of 'eigen', 'small_gemm', 'packed', 'packed_transposed'");
 }
 
 template <class T>
@@ -76,6 +78,9 @@ void gemm_with(const std::string& kernel_name, const py::array& A, const py::arr
   switch (kernel) {
     case Kernel::packed:
       packed_gemm<T>(m, n, k, a, b, c, n, bias_data, accumulate, BlockEpilogue(), threads);
+      return;
+    case Kernel::packed_transposed:
+      packed_gemm_transposed<T>(m, n, k, a, b, c, n, bias_data, accumulate, threads);
       return;
     case Kernel::small_gemm: {
       // small_gemm reads B by rows: a contiguous copy where B is not (so that timing it times

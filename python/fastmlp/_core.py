@@ -38,7 +38,7 @@ def _import_variant(name):
 
 # FASTMLP_GEMM_KERNEL forces the seam's GEMM kernel (tests and comparisons; cpp/README.md). The
 # module reads it as it loads; a misspelling is named here, not lost in "could not be imported".
-_GEMM_KERNELS = ("eigen", "small_gemm", "packed")
+_GEMM_KERNELS = ("eigen", "small_gemm", "packed", "packed_transposed")
 
 
 def _load():

@@ -22,6 +22,7 @@ enum class Kernel {
   eigen,       // Eigen's packed, cache-blocked GEMM (may use Eigen's threads)
   small_gemm,  // fastmlp's unpacked register-blocked kernel (cpp/src/small_gemm.cpp)
   packed,      // fastmlp's packed, cache-blocked kernel with fused epilogues (packed_gemm.hpp)
+  packed_transposed,  // the packed kernel on the transposed product, for narrow outputs
 };
 
 // Which kernel computes C (m, n) = A (m, k) B (k, n) on the calling thread: a function of the

@@ -27,6 +27,14 @@ template <class T>
 void packed_gemm(Index m, Index n, Index k, StridedOperand<T> A, StridedOperand<T> B, T* C,
                  Index ldc, const T* bias, bool accumulate, BlockEpilogue epilogue, int threads);
 
+// The same product for a narrow C (n of a few columns, a classifier's output layer): packed_gemm
+// on C^T (n, m) = B^T A^T, into a buffer of the calling thread, then C from it (bias added in
+// that pass). Packed, narrow n fills a fraction of the NR-wide register block; transposed, it is
+// the rows of a micro-kernel made for that many rows. No epilogue: the caller's runs after.
+template <class T>
+void packed_gemm_transposed(Index m, Index n, Index k, StridedOperand<T> A, StridedOperand<T> B,
+                            T* C, Index ldc, const T* bias, bool accumulate, int threads);
+
 // Whether packed_gemm beats Eigen's GEMM on C (m, n) = A (m, k) B (k, n) in this build (the
 // seam asks small_gemm first). The measurements are in packed_gemm.cpp.
 template <class T>
@@ -34,6 +42,10 @@ bool prefers_packed_gemm(Index m, Index n, Index k);
 // Whether it also beats small_gemm on one thread, on the shapes where small_gemm beats Eigen.
 template <class T>
 bool packed_beats_small_gemm(Index m, Index n, Index k);
+// Whether packed_gemm_transposed beats Eigen's GEMM on a narrow C, where neither of the above
+// holds.
+template <class T>
+bool prefers_packed_gemm_transposed(Index m, Index n, Index k);
 
 // The register block and cache blocks of this build, for tests that pick shapes around them.
 struct PackedGemmBlocking {
