@@ -1,11 +1,12 @@
-"""The seam's GEMM kernels (eigen, small_gemm, packed) against a float64 product, and the packed
-kernel's fused epilogues against the NumPy reference (fastmlp.reference).
+"""The seam's GEMM kernels (eigen, small_gemm, packed, packed_transposed) against a float64
+product, and the packed kernel's fused epilogues against the NumPy reference (fastmlp.reference).
 
 The packed kernel (cpp/src/packed_gemm.cpp) packs A into panels of MR rows and B into panels of
 NR columns and blocks k by KC: the shapes below straddle every one of those (1 row, primes,
 k > KC, m > MC), and the operands come in the three stride patterns of a layer's products
 (Z W, Z^T Delta, Delta W^T). Its results must not depend on the thread count nor on where the
-operands lie in memory: those checks are bitwise.
+operands lie in memory: those checks are bitwise, for packed_transposed (the packed kernel on the
+transposed product, its operands' strides swapped) as well.
 """
 
 import numpy as np
@@ -109,9 +110,13 @@ def test_bias_and_accumulate(kernel, dtype):
         assert_product(C, A, B, start=start)
 
 
+PACKED = ("packed", "packed_transposed")
+
+
+@pytest.mark.parametrize("kernel", PACKED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pattern", ["forward", "weight_gradient", "error"])
-def test_packed_is_bitwise_the_same_on_one_and_two_threads(pattern, dtype):
+def test_packed_is_bitwise_the_same_on_one_and_two_threads(pattern, dtype, kernel):
     b = blocking(dtype)
     # (700, 720, 1600): on two threads, A's rows over 4 MiB pack in two or three shared blocks.
     shapes = [
@@ -123,8 +128,8 @@ def test_packed_is_bitwise_the_same_on_one_and_two_threads(pattern, dtype):
     for m, n, k in shapes:
         A, B = operands(m, n, k, pattern, dtype, seed=n)
         bias = aligned_copy(np.linspace(-1, 1, n), dtype)
-        one = core._gemm(A, B, kernel="packed", threads=1, bias=bias)
-        two = core._gemm(A, B, kernel="packed", threads=2, bias=bias)
+        one = core._gemm(A, B, kernel=kernel, threads=1, bias=bias)
+        two = core._gemm(A, B, kernel=kernel, threads=2, bias=bias)
         np.testing.assert_array_equal(one, two)
         assert_product(two, A, B, bias=bias)
 
@@ -141,15 +146,16 @@ def misaligned(a):
     return out
 
 
+@pytest.mark.parametrize("kernel", PACKED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pattern", ["forward", "weight_gradient", "error"])
-def test_packed_is_bitwise_the_same_wherever_the_operands_lie(pattern, dtype):
+def test_packed_is_bitwise_the_same_wherever_the_operands_lie(pattern, dtype, kernel):
     m, n, k = 61, 149, blocking(dtype)["kc"] + 31
     A, B = operands(m, n, k, pattern, dtype, seed=7)
     bias = aligned_copy(np.linspace(-2, 2, n), dtype)
-    aligned = core._gemm(A, B, kernel="packed", bias=bias)
+    aligned = core._gemm(A, B, kernel=kernel, bias=bias)
     out = misaligned(np.zeros((m, n), dtype))
-    core._gemm(misaligned(A), misaligned(B), kernel="packed", bias=misaligned(bias), out=out)
+    core._gemm(misaligned(A), misaligned(B), kernel=kernel, bias=misaligned(bias), out=out)
     np.testing.assert_array_equal(out, aligned)
 
 

@@ -6,6 +6,7 @@
 #include "fastmlp/bf16_gemm.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <exception>
@@ -13,7 +14,6 @@
 #include <new>
 #include <stdexcept>
 #include <string>
-#include <vector>
 
 #include "fastmlp/parallel.hpp"
 
@@ -34,6 +34,8 @@ constexpr Index kMinRowsToSplit = 64;
 // stealing, the calling thread waited for the other at the end of 9.5% of a bf16 training
 // step on the wide network (2 threads, a shared machine: the other core is often slower).
 constexpr Index kMinTasksPerThread = 4;
+// Threads at most, so that the shares' counters live on the stack (no allocation per call).
+constexpr int kMaxThreads = 256;
 
 // A buffer of bf16 that only grows, one per thread: packing allocates nothing once warm.
 class ThreadBuffer {
@@ -100,6 +102,7 @@ void bf16_gemm(Bf16Kernel kernel, Index m, Index n, Index k, StridedOperand<floa
   }
 
   if (threads <= 0) threads = max_threads();
+  threads = std::min(threads, kMaxThreads);
   if (in_parallel() || double(m) * double(n) * double(k) < kMinParallelGemmWork) threads = 1;
   const Index panels = (n + kPanelRows - 1) / kPanelRows;
   const Index panel_pairs = (panels + 1) / 2;  // threads split columns by pairs (AMX blocks)
@@ -126,7 +129,7 @@ void bf16_gemm(Bf16Kernel kernel, Index m, Index n, Index k, StridedOperand<floa
   // Thread t's share is tasks [share_begin(t), share_begin(t + 1)), in order of rows: taken from
   // the front, by its owner first, so that an owner packs each of its blocks of rows once.
   const auto share_begin = [&](Index t) { return tasks * t / threads; };
-  std::vector<std::atomic<Index>> next_task(static_cast<std::size_t>(threads));
+  std::array<std::atomic<Index>, kMaxThreads> next_task;
   for (Index t = 0; t < threads; ++t) next_task[std::size_t(t)] = share_begin(t);
   std::atomic<bool> failed{false};
   std::exception_ptr error;

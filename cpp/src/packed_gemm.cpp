@@ -358,9 +358,9 @@ bool packed_beats_small_gemm(Index m, Index n, Index k) {
 }
 
 // Against Eigen's GEMM on narrow outputs (n = 1-15: a classifier's or regressor's output
-// layer), median of 15-21 runs, float32 and float64 alike: AVX-512 won 1.25-3.6x from 32 rows
-// up (128-2048 rows x k = 64-2048 into n = 1, 3, 4, 10, 15; 2.0-3.1x on two threads, where
-// Eigen splits such products badly), 1.2-1.8x at 32-100 rows and lost at 16 (0.86x). AVX2 won
+// layer), median of 15-21 runs, float32 and float64 alike: AVX-512 won 1.25-3.6x from 128 rows
+// (128-2048 rows x k = 64-2048 into n = 1, 3, 4, 10, 15; 2.0-3.1x on two threads, where Eigen
+// splits such products badly), 1.2-1.8x at 32-100 rows, and lost at 16 (0.86x). AVX2 won
 // 1.3-1.7x from 128 rows and was even (0.98-1.18x) below.
 template <class T>
 bool prefers_packed_gemm_transposed(Index m, Index n, Index k) {

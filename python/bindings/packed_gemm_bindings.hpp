@@ -127,7 +127,8 @@ inline void add_packed_gemm_bindings(py::module_& m) {
       },
       py::arg("name"),
       "Private: every dense product of this module uses the named GEMM kernel ('eigen', "
-      "'small_gemm', 'packed'), or the seam's rules again for None. Returns the previous one.");
+      "'small_gemm', 'packed', 'packed_transposed'), or the seam's rules again for None. "
+      "Returns the previous one.");
   m.def(
       "_gemm_kernel_for",
       [](Index rows, Index n, Index k, const py::object& dtype, int threads) {

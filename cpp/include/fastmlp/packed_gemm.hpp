@@ -29,8 +29,10 @@ void packed_gemm(Index m, Index n, Index k, StridedOperand<T> A, StridedOperand<
 
 // The same product for a narrow C (n of a few columns, a classifier's output layer): packed_gemm
 // on C^T (n, m) = B^T A^T, into a buffer of the calling thread, then C from it (bias added in
-// that pass). Packed, narrow n fills a fraction of the NR-wide register block; transposed, it is
-// the rows of a micro-kernel made for that many rows. No epilogue: the caller's runs after.
+// that pass). Packed, narrow n fills a fraction of the NR-wide register block; transposed, it
+// is the rows of the micro-kernels (up to MR rows each: 14 with AVX-512, so n = 15 runs as 14 +
+// 1; 6 with AVX2). No epilogue: the caller's runs after. The buffer grows to the largest m x n
+// the thread has computed and is kept (a classifier's output: rows x classes).
 template <class T>
 void packed_gemm_transposed(Index m, Index n, Index k, StridedOperand<T> A, StridedOperand<T> B,
                             T* C, Index ldc, const T* bias, bool accumulate, int threads);
