@@ -61,11 +61,11 @@ struct alignas(64) Scratch {
   float tile[4][16 * 16];
 };
 
-// The C rows (32 columns each: 2 lines where the rows are 64-byte aligned, else the third is
-// left to the hardware) that the next block stores to, requested for writing
-// while this block computes: a tile store or load that misses the caches holds the tile unit
-// up until its lines arrive. Without it, the weight gradient (k = 512: 16 chunks per block, so
-// a store every 64 products) ran 20-35% slower, one thread or two, larger k some 5-10%.
+// The C rows that the next block stores to, requested for writing while this block computes
+// (32 columns each: 2 lines where the rows are 64-byte aligned, else the third is left to the
+// hardware): a tile store or load that misses the caches holds the tile unit up until its lines
+// arrive. Without it, the weight gradient (k = 512: 16 chunks per block, so a store every 64
+// products) ran 20-35% slower, one thread or two, larger k some 5-10%.
 struct NextC {
   const float* c = nullptr;
   Index rows = 0;
