@@ -116,22 +116,26 @@ PACKED = ("packed", "packed_transposed")
 @pytest.mark.parametrize("kernel", PACKED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("pattern", ["forward", "weight_gradient", "error"])
-def test_packed_is_bitwise_the_same_on_one_and_two_threads(pattern, dtype, kernel):
+def test_packed_is_bitwise_the_same_on_one_two_and_three_threads(pattern, dtype, kernel):
     b = blocking(dtype)
     # (700, 720, 1600): on two threads, A's rows over 4 MiB pack in two or three shared blocks.
+    # (40, 65 panels, 50): the threads split n into blocks of shrinking size (16, 13, 9, ...
+    # panels on two threads), the last one cut short.
     shapes = [
         (512, 300, b["kc"] + 9),
         (37, 2 * b["nr"] * 9 + 5, 2 * b["kc"] + 1),
         (5, 3, 700),
         (700, 720, 1600),
+        (40, 64 * b["nr"] + 3, 50),
     ]
     for m, n, k in shapes:
         A, B = operands(m, n, k, pattern, dtype, seed=n)
         bias = aligned_copy(np.linspace(-1, 1, n), dtype)
         one = core._gemm(A, B, kernel=kernel, threads=1, bias=bias)
-        two = core._gemm(A, B, kernel=kernel, threads=2, bias=bias)
-        np.testing.assert_array_equal(one, two)
-        assert_product(two, A, B, bias=bias)
+        for threads in (2, 3):
+            many = core._gemm(A, B, kernel=kernel, threads=threads, bias=bias)
+            np.testing.assert_array_equal(one, many)
+        assert_product(one, A, B, bias=bias)
 
 
 def misaligned(a):
