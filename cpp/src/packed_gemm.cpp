@@ -166,14 +166,14 @@ void gemm_part(const Problem<T>& pr, Index i_begin, Index i_end, Index j_begin, 
 // Packed A shared by the threads of a split along n, about this many bytes per block of rows
 // (all of k; rounded up to whole panels): 4 MiB is 512 rows of k = 2048 floats, and sits in L3.
 constexpr Index kSharedABytes = Index(4) << 20;
-// Blocks of columns the threads take in turn: the first ones are at most a 1 / (2 threads)
-// share of the columns (and at most NC wide); then each is half of an even share of the columns
-// left, down to 4 panels (128 columns of floats), so that a thread slowed by its neighbour leaves
-// the other a short last block to wait for, not a quarter of the product. Against blocks of a fixed
-// quarter (2 threads, one process, 15-21 interleaved rounds): the wide network's forward,
-// weight-gradient and error products 1.0-1.12x, its training 1.04-1.09x; minimum blocks of 2
-// panels, or a whole even share of the columns left, ran the same; a quarter of it 2-4% slower.
-constexpr Index kColumnBlocksPerThread = 2;
+// Blocks of columns the threads take in turn: each is half of an even share of the columns
+// left (the first ones at most NC wide), down to 4 panels (4 NR columns: 128 floats with
+// AVX-512), so that a thread slowed by its neighbour leaves the others a short last block to
+// wait for, not a quarter of the product. Against blocks of a fixed quarter (2 threads, one
+// process, 15-21 interleaved rounds): the wide network's forward, weight-gradient and error
+// products 1.0-1.12x, its training 1.04-1.09x; minimum blocks of 2 panels, or a whole even
+// share of the columns left, ran the same; a quarter of it 2-4% slower.
+constexpr Index kBlocksPerShare = 2;
 constexpr Index kMinColumnBlockPanels = 4;
 
 // Hands out C's column panels [0, panels) in blocks of shrinking size (above), to any number of
@@ -184,7 +184,7 @@ class GuidedColumnBlocks {
       : panels_(panels),
         largest_(largest),
         smallest_(std::min(kMinColumnBlockPanels, largest)),
-        divisor_(kColumnBlocksPerThread * Index(threads)) {}
+        divisor_(kBlocksPerShare * Index(threads)) {}
 
   // Starts the handing out again (one thread, while no other takes a block).
   void reset() { next_.store(0, std::memory_order_relaxed); }
@@ -225,7 +225,7 @@ void gemm_shared_a(const Problem<T>& pr, Index m, Index n, int threads) {
   // Blocks of columns (see GuidedColumnBlocks), whole panels each.
   const Index n_tiles = (n + NR - 1) / NR;
   const Index unit_tiles =
-      std::clamp<Index>(n_tiles / (kColumnBlocksPerThread * Index(threads)), 1, kNC<T> / NR);
+      std::clamp<Index>(n_tiles / (kBlocksPerShare * Index(threads)), 1, kNC<T> / NR);
   GuidedColumnBlocks column_blocks(n_tiles, unit_tiles, threads);
   const Index a_panels = (mc_step + kMR - 1) / kMR;
   // The shared buffer is the calling thread's, sized here (an allocation failure throws before
