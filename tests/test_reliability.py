@@ -2,7 +2,10 @@
 safe."""
 
 import copy
+import os
 import pickle
+import subprocess
+import sys
 import threading
 import warnings
 
@@ -171,6 +174,43 @@ def test_diverging_fit_raises_and_leaves_a_consistent_estimator():
     # The estimator can still be fitted on good data afterwards.
     est.set_params(learning_rate_init=1e-3).fit(X, Y_REG)
     assert np.isfinite(est.predict(X)).all()
+
+
+FAULT_CHILD = """
+import sys, warnings
+import numpy as np
+from fastmlp import MLPClassifier, _backend, _core
+warnings.simplefilter("ignore")
+_backend.trainer_options["cpu"] = {"batch_split": sys.argv[1]}
+X = np.random.RandomState(0).normal(size=(1024, 20)).astype(np.float32)
+y = (X[:, 0] > 0).astype(int)
+def fit():
+    return MLPClassifier((256,), batch_size=256, max_iter=3, random_state=0).fit(X, y)
+_core.module._inject_trainer_fault(1)
+try:
+    fit()
+except MemoryError:
+    print("MemoryError")
+_core.module._inject_trainer_fault(None)
+print("fitted", fit().n_iter_)
+"""
+
+
+@pytest.mark.parametrize("batch_split", ["always", "never"])
+def test_an_exception_in_the_trainers_threads_raises_and_the_next_fit_runs(batch_split):
+    # A kernel's buffer that cannot grow throws std::bad_alloc in the trainer's parallel region
+    # (batch_split="always": two threads that meet at barriers). It must reach Python as a
+    # MemoryError, not end the process (std::terminate) nor leave the other thread waiting at a
+    # barrier; and the next fit must run. In a child process, which would die or hang otherwise.
+    child = subprocess.run(
+        [sys.executable, "-c", FAULT_CHILD, batch_split],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["MemoryError", "fitted", "3"], child.stderr
 
 
 def test_unpickled_float32_model_predicts():

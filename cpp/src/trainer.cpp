@@ -1,4 +1,4 @@
-// The CPU trainer (trainer.hpp). About 420 lines, past the project's 400: the threads' share of a
+// The CPU trainer (trainer.hpp). About 560 lines, past the project's 400: the threads' share of a
 // minibatch, its reduction and update, and L-BFGS's blocked full-batch pass belong together, as
 // they share the thread slots and the parameter layout.
 #include "fastmlp/trainer.hpp"
@@ -226,6 +226,11 @@ void pack_bf16(Bf16Weights& weights, const Network<T>& net, int part, int parts)
 
 }  // namespace
 
+std::atomic<Index>& injected_fault_batch() {
+  static std::atomic<Index> batch{-1};
+  return batch;
+}
+
 template <class T>
 Trainer<T>::Trainer(const NetworkSpec& spec, const OptimizerConfig& config, T alpha,
                     Index batch_size, std::int64_t t, const TrainingData<T>& data,
@@ -393,16 +398,21 @@ double Trainer<T>::run(const std::int64_t* order, Index n, double learning_rate,
     }
   }
   accumulated_ = loss_sum;
+  // Made here: nothing inside the threads' region allocates but the kernels' buffers.
+  const std::vector<ParamArray<T>> arrays = parameter_arrays();
+  TeamErrors errors;
   if (split_ > 1) {
 #ifdef FASTMLP_WITH_OPENMP
 #pragma omp parallel num_threads(split_)
-    run_batches(omp_get_thread_num(), order, n);
+    run_batches(omp_get_thread_num(), order, n, arrays, errors);
 #endif
   } else {
     // Not even an inactive parallel region here: inside one, Eigen's own GEMM threads would be
     // a nested team, created afresh for every GEMM.
-    run_batches(0, order, n);
+    run_batches(0, order, n, arrays, errors);
   }
+  // (A failed run leaves the parameters as far as its batches got, as an interrupted one does.)
+  errors.rethrow_first();
   const Index n_batches = (n + batch_ - 1) / batch_;
   if (want_sq_norm) {
     // The threads' shares of ||W||^2 after the last update, summed as the next batch would.
@@ -414,15 +424,18 @@ double Trainer<T>::run(const std::int64_t* order, Index n, double learning_rate,
 }
 
 // The batches of one run, as seen by thread tid of split_ (its barriers are no-ops when split_
-// is 1).
+// is 1). Between two barriers each thread's work runs through errors' run(): an exception (a
+// kernel's buffer that cannot grow) stops every thread at the next barrier, and run() raises it.
 template <class T>
-void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n) {
+void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n,
+                             const std::vector<ParamArray<T>>& arrays, TeamErrors& errors) {
   const Network<T>& net = net_;
   const int split = split_;
   ThreadSlot<T>& slot = *slots_[tid];
   const bool adam = config_.solver == Solver::adam;
   const bool want_sq_norm = alpha_ != T(0);
-  const std::vector<ParamArray<T>> arrays = parameter_arrays();
+  TeamErrors::Member member(errors);
+  const Index fault_batch = injected_fault_batch().load(std::memory_order_relaxed);
   Index n_params = 0;
   for (const ParamArray<T>& a : arrays) n_params += a.size;
   const CsrMatrix<T>* sparse = data_.sparse_X;
@@ -434,92 +447,92 @@ void Trainer<T>::run_batches(int tid, const std::int64_t* order, Index n) {
     if (bf16_) {
       // The weights as the last update left them, rounded and packed for both passes: each
       // thread packs its share, and all wait for the whole before their forward pass.
-      pack_bf16(*bf16_, net, tid, split);
-#ifdef FASTMLP_WITH_OPENMP
-#pragma omp barrier
-#endif
+      member.run([&] { pack_bf16(*bf16_, net, tid, split); });
+      if (member.barrier()) return;
     }
     // This thread's block of the batch's rows.
     const Index lo = rows * tid / split, hi = rows * (tid + 1) / split, mine = hi - lo;
-    if (!sparse) gather_rows(data_.X, net.n_inputs(), idx + lo, mine, slot.x.data());
-    gather_rows(data_.Y, net.n_outputs(), idx + lo, mine, slot.y.data());
-    const T* w = nullptr;
     double weight_sum = double(rows);
-    if (data_.sample_weight) {
-      // Every thread sums the whole batch's weights itself: no barrier needed for S.
-      weight_sum = 0.0;
-      for (Index i = 0; i < rows; ++i) weight_sum += double(data_.sample_weight[idx[i]]);
-      for (Index i = 0; i < mine; ++i) slot.w[i] = data_.sample_weight[idx[lo + i]];
-      w = slot.w.data();
-    }
-    const ConstMatrixMap<T> y_mine(slot.y.data(), mine, net.n_outputs());
-    if (sparse) {
-      const SparseRows<T> x_mine{sparse, idx + lo, 0, mine};
-      slot.loss_sum = backprop_sums<T>(net, x_mine, y_mine, w, slot.ws, slot.sums);
-    } else {
-      const ConstMatrixMap<T> x_mine(slot.x.data(), mine, net.n_inputs());
-      slot.loss_sum = backprop_sums<T>(net, x_mine, y_mine, w, slot.ws, slot.sums);
-    }
-#ifdef FASTMLP_WITH_OPENMP
-#pragma omp barrier
-#endif
+    member.run([&] {
+      if (b == fault_batch && tid == split - 1) throw std::bad_alloc();
+      if (!sparse) gather_rows(data_.X, net.n_inputs(), idx + lo, mine, slot.x.data());
+      gather_rows(data_.Y, net.n_outputs(), idx + lo, mine, slot.y.data());
+      const T* w = nullptr;
+      if (data_.sample_weight) {
+        // Every thread sums the whole batch's weights itself: no barrier needed for S.
+        weight_sum = 0.0;
+        for (Index i = 0; i < rows; ++i) weight_sum += double(data_.sample_weight[idx[i]]);
+        for (Index i = 0; i < mine; ++i) slot.w[i] = data_.sample_weight[idx[lo + i]];
+        w = slot.w.data();
+      }
+      const ConstMatrixMap<T> y_mine(slot.y.data(), mine, net.n_outputs());
+      if (sparse) {
+        const SparseRows<T> x_mine{sparse, idx + lo, 0, mine};
+        slot.loss_sum = backprop_sums<T>(net, x_mine, y_mine, w, slot.ws, slot.sums);
+      } else {
+        const ConstMatrixMap<T> x_mine(slot.x.data(), mine, net.n_inputs());
+        slot.loss_sum = backprop_sums<T>(net, x_mine, y_mine, w, slot.ws, slot.sums);
+      }
+    });
+    if (member.barrier()) return;
     if (sparse) {
       // X_b^T delta_1 by feature: this thread's features, over every thread's rows of delta_1.
-      const Index width = net.sizes[1];
-      sparse_grad_->accumulate(tid, SparseRows<T>{sparse, idx, 0, rows}, [&](Index i) {
-        int owner = 0;
-        while (rows * (owner + 1) / split <= i) ++owner;
-        const Index first = rows * owner / split;
-        return slots_[std::size_t(owner)]->ws.delta(1, 1).data() + (i - first) * width;
+      member.run([&] {
+        const Index width = net.sizes[1];
+        sparse_grad_->accumulate(tid, SparseRows<T>{sparse, idx, 0, rows}, [&](Index i) {
+          int owner = 0;
+          while (rows * (owner + 1) / split <= i) ++owner;
+          const Index first = rows * owner / split;
+          return slots_[std::size_t(owner)]->ws.delta(1, 1).data() + (i - first) * width;
+        });
       });
-#ifdef FASTMLP_WITH_OPENMP
-#pragma omp barrier
-#endif
+      if (member.barrier()) return;
     }
-    // A batch whose weights are all zero contributes no loss and no gradient (not 0/0).
-    const bool empty = !(weight_sum > 0.0);
-    if (tid == 0) {
-      double batch_loss = 0.0;
-      if (!empty) {
-        for (auto& s : slots_) batch_loss += s->loss_sum;
-        batch_loss /= weight_sum;
-        double sq = sq_norm_;
-        if (b > 0 && want_sq_norm) {
-          sq = 0.0;
-          for (auto& s : slots_) sq += s->sq_norm[(b + 1) % 2];
+    member.run([&] {
+      // A batch whose weights are all zero contributes no loss and no gradient (not 0/0).
+      const bool empty = !(weight_sum > 0.0);
+      if (tid == 0) {
+        double batch_loss = 0.0;
+        if (!empty) {
+          for (auto& s : slots_) batch_loss += s->loss_sum;
+          batch_loss /= weight_sum;
+          double sq = sq_norm_;
+          if (b > 0 && want_sq_norm) {
+            sq = 0.0;
+            for (auto& s : slots_) sq += s->sq_norm[(b + 1) % 2];
+          }
+          if (want_sq_norm) batch_loss += 0.5 * double(alpha_) * sq / weight_sum;
         }
-        if (want_sq_norm) batch_loss += 0.5 * double(alpha_) * sq / weight_sum;
+        accumulated_ += batch_loss * double(rows);
       }
-      accumulated_ += batch_loss * double(rows);
-    }
-    const double adam_rate = adam ? adam_step_rate(config_, t_ + b + 1) : 0.0;
-    // Each thread reduces and updates its own share of the parameters.
-    const T scale = empty ? T(0) : T(1) / T(weight_sum);
-    const int parts = update_parts_;
-    if (split == 1 && parts > 1) {
-      // One thread ran the batch: the update's parts go to a team of their own, and their
-      // shares of ||W||^2 are summed in part order (as the split threads' are).
-      double* shares = update_shares_.data();
+      const double adam_rate = adam ? adam_step_rate(config_, t_ + b + 1) : 0.0;
+      // Each thread reduces and updates its own share of the parameters.
+      const T scale = empty ? T(0) : T(1) / T(weight_sum);
+      const int parts = update_parts_;
+      if (split == 1 && parts > 1) {
+        // One thread ran the batch: the update's parts go to a team of their own, and their
+        // shares of ||W||^2 are summed in part order (as the split threads' are).
+        double* shares = update_shares_.data();
 #ifdef FASTMLP_WITH_OPENMP
 #pragma omp parallel for num_threads(gemm_threads_) schedule(static) if (gemm_threads_ > 1)
 #endif
-      for (int p = 0; p < parts; ++p) {
-        shares[p] =
-            reduce_and_update<T>(slots_, arrays, n_params * p / parts, n_params * (p + 1) / parts,
-                                 alpha_, scale, config_, adam_rate, want_sq_norm, nullptr);
+        for (int p = 0; p < parts; ++p) {
+          shares[p] =
+              reduce_and_update<T>(slots_, arrays, n_params * p / parts, n_params * (p + 1) / parts,
+                                   alpha_, scale, config_, adam_rate, want_sq_norm, nullptr);
+        }
+        double sq = 0.0;
+        for (int p = 0; p < parts; ++p) sq += shares[p];
+        slot.sq_norm[b % 2] = sq;
+      } else {
+        const Index p_lo = n_params * tid / split, p_hi = n_params * (tid + 1) / split;
+        slot.sq_norm[b % 2] =
+            reduce_and_update<T>(slots_, arrays, p_lo, p_hi, alpha_, scale, config_, adam_rate,
+                                 want_sq_norm, slot.row_grad.data());
       }
-      double sq = 0.0;
-      for (int p = 0; p < parts; ++p) sq += shares[p];
-      slot.sq_norm[b % 2] = sq;
-    } else {
-      const Index p_lo = n_params * tid / split, p_hi = n_params * (tid + 1) / split;
-      slot.sq_norm[b % 2] = reduce_and_update<T>(slots_, arrays, p_lo, p_hi, alpha_, scale, config_,
-                                                 adam_rate, want_sq_norm, slot.row_grad.data());
-    }
-#ifdef FASTMLP_WITH_OPENMP
+    });
     // The next batch's forward pass reads every updated parameter.
-#pragma omp barrier
-#endif
+    if (member.barrier()) return;
   }
 }
 

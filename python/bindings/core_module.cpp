@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -487,6 +488,14 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
            py::arg("intercepts"), py::arg("first"), py::arg("second"))
       .def_property_readonly("n_samples", &TrainerHandle::n_samples)
       .def_property_readonly("t", &TrainerHandle::t);
+  m.def(
+      "_inject_trainer_fault",
+      [](std::optional<std::int64_t> batch) {
+        injected_fault_batch().store(batch ? Index(*batch) : Index(-1));
+      },
+      py::arg("batch"),
+      "Private, for tests: from then on every trainer's last thread raises MemoryError "
+      "(std::bad_alloc) in its backward pass of that minibatch of each run; None: never.");
 
   add_packed_gemm_bindings(m);
   add_bf16_bindings(m);

@@ -4,6 +4,7 @@
 // large enough to pay for the fork (small ones ran 3x slower threaded on this machine).
 #pragma once
 
+#include <atomic>
 #include <exception>
 #include <mutex>
 #include <optional>
@@ -64,6 +65,64 @@ class ScopedEigenThreads {
  private:
   int previous_;
   int previous_scoped_;
+};
+
+// Exceptions inside a parallel region whose threads meet at barriers (the trainer's threads,
+// which share each minibatch). An exception may not leave a parallel region (std::terminate),
+// and a thread that left its loop alone would leave the others waiting at the next barrier
+// for ever. So each thread runs its work between two barriers through its Member's run(),
+// which keeps the team's first exception, and meets the others through barrier(), which tells
+// every thread alike whether any failed before it: then they all leave together, and the
+// caller rethrows after the region (rethrow_first()).
+//
+// Each barrier reads the flag of its own parity: a failure after barrier N sets flag (N + 1) % 2,
+// which no thread reads before barrier N + 1, while a slower thread may still be reading flag
+// N % 2 of barrier N. A flag once set stays set: every thread leaves at the barrier that reads it.
+class TeamErrors {
+ public:
+  class Member {
+   public:
+    explicit Member(TeamErrors& team) : team_(team) {}
+
+    template <class Work>
+    void run(Work&& work) noexcept {
+      try {
+        work();
+      } catch (...) {
+        team_.keep(std::current_exception(), barriers_ % 2);
+      }
+    }
+
+    // Meets the other threads (on one thread, outside a parallel region, it only reads the
+    // flag); true when any thread failed before this barrier.
+    bool barrier() {
+#ifdef FASTMLP_WITH_OPENMP
+#pragma omp barrier
+#endif
+      return team_.failed_[barriers_++ % 2].load(std::memory_order_acquire);
+    }
+
+   private:
+    TeamErrors& team_;
+    unsigned barriers_ = 0;
+  };
+
+  void rethrow_first() const {
+    if (first_) std::rethrow_exception(first_);
+  }
+
+ private:
+  void keep(std::exception_ptr error, unsigned parity) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!first_) first_ = std::move(error);
+    }
+    failed_[parity].store(true, std::memory_order_release);
+  }
+
+  std::mutex mutex_;
+  std::exception_ptr first_;
+  std::atomic<bool> failed_[2] = {false, false};
 };
 
 // Runs body(state, begin, end) over [0, n) split into chunks of at most chunk rows, on the

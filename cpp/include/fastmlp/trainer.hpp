@@ -5,6 +5,7 @@
 // place: nothing of the model's state lives here.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "fastmlp/bf16_layers.hpp"
 #include "fastmlp/network.hpp"
 #include "fastmlp/optimizer.hpp"
+#include "fastmlp/parallel.hpp"
 
 namespace fastmlp {
 
@@ -32,6 +34,10 @@ struct TrainingData {
 // splits its rows among the threads when the batch carries enough work to pay for the three
 // barriers per batch; `always` and `never` force the choice (for tests and experiments).
 enum class BatchSplit { automatic, always, never };
+
+// For tests: where not negative, every trainer's last thread throws std::bad_alloc in its
+// backward pass of that minibatch of each run, as a kernel's buffer that fails to grow would.
+std::atomic<Index>& injected_fault_batch();
 
 template <class T>
 struct ThreadSlot;
@@ -73,7 +79,8 @@ class Trainer {
   const NetworkSpec& spec() const { return net_; }
 
  private:
-  void run_batches(int tid, const std::int64_t* order, Index n);
+  void run_batches(int tid, const std::int64_t* order, Index n,
+                   const std::vector<ParamArray<T>>& arrays, TeamErrors& errors);
   template <class Rows>
   double loss_and_gradient_over(Rows X, const Network<T>& at, const Gradients<T>& grads,
                                 Index block, const std::function<bool()>& interrupted);
