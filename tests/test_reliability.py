@@ -14,6 +14,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
+import fastmlp
 from fastmlp import MLPClassifier, MLPRegressor
 
 rng = np.random.RandomState(0)
@@ -179,14 +180,19 @@ def test_diverging_fit_raises_and_leaves_a_consistent_estimator():
 FAULT_CHILD = """
 import sys, warnings
 import numpy as np
+import scipy.sparse
 from fastmlp import MLPClassifier, _backend, _core
 warnings.simplefilter("ignore")
-_backend.trainer_options["cpu"] = {"batch_split": sys.argv[1]}
-X = np.random.RandomState(0).normal(size=(1024, 20)).astype(np.float32)
+batch_split, kind = sys.argv[1:]
+_backend.trainer_options["cpu"] = {"batch_split": batch_split}
+X = np.random.RandomState(0).normal(size=(1024, 200)).astype(np.float32)
 y = (X[:, 0] > 0).astype(int)
+if kind == "sparse":
+    X = scipy.sparse.csr_matrix(np.where(X > 1, X, 0))
+bf16 = {"compute_dtype": "bfloat16"} if kind == "bf16" else {}
 def fit():
-    return MLPClassifier((256,), batch_size=256, max_iter=3, random_state=0).fit(X, y)
-_core.module._inject_trainer_fault(1)
+    return MLPClassifier((256,), batch_size=256, max_iter=3, random_state=0, **bf16).fit(X, y)
+_core.module._inject_trainer_fault(0)
 try:
     fit()
 except MemoryError:
@@ -196,14 +202,21 @@ print("fitted", fit().n_iter_)
 """
 
 
-@pytest.mark.parametrize("batch_split", ["always", "never"])
-def test_an_exception_in_the_trainers_threads_raises_and_the_next_fit_runs(batch_split):
+@pytest.mark.parametrize(
+    "batch_split, kind",
+    [("always", "dense"), ("always", "sparse"), ("always", "bf16"), ("never", "dense")],
+)
+def test_an_exception_in_the_trainers_threads_raises_and_the_next_fit_runs(batch_split, kind):
     # A kernel's buffer that cannot grow throws std::bad_alloc in the trainer's parallel region
-    # (batch_split="always": two threads that meet at barriers). It must reach Python as a
-    # MemoryError, not end the process (std::terminate) nor leave the other thread waiting at a
-    # barrier; and the next fit must run. In a child process, which would die or hang otherwise.
+    # (batch_split="always": two threads that meet at 2, 3 (sparse X) or 3 (bf16, whose first
+    # barrier follows the weights' packing) barriers per batch, so the failure is seen at an
+    # even and at an odd barrier). It must reach Python as a MemoryError, not end the process
+    # (std::terminate) nor leave the other thread waiting at a barrier; and the next fit must
+    # run. In a child process, which would die or hang otherwise.
+    if kind == "bf16" and fastmlp.build_info()["bf16"]["kernel"] is None:
+        pytest.skip(f"no bfloat16 kernel here: {fastmlp.build_info()['bf16']['reason']}")
     child = subprocess.run(
-        [sys.executable, "-c", FAULT_CHILD, batch_split],
+        [sys.executable, "-c", FAULT_CHILD, batch_split, kind],
         capture_output=True,
         text=True,
         timeout=120,

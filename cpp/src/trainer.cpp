@@ -383,11 +383,12 @@ double Trainer<T>::run(const std::int64_t* order, Index n, double learning_rate,
   config_.learning_rate = learning_rate;
   ScopedEigenThreads eigen_threads(gemm_threads_);
   const bool want_sq_norm = alpha_ != T(0);
+  // Made here, outside the threads' region.
+  const std::vector<ParamArray<T>> arrays = parameter_arrays();
   if (want_sq_norm && sq_norm_ < 0) {
     // Summed as the threads' shares after an update are, so that a run that starts afresh (a
     // new trainer: partial_fit) and one that carries the norm over (the next chunk or epoch of
     // a fit) see the same bits.
-    const std::vector<ParamArray<T>> arrays = parameter_arrays();
     Index n_params = 0;
     for (const ParamArray<T>& a : arrays) n_params += a.size;
     sq_norm_ = 0.0;
@@ -398,8 +399,6 @@ double Trainer<T>::run(const std::int64_t* order, Index n, double learning_rate,
     }
   }
   accumulated_ = loss_sum;
-  // Made here: nothing inside the threads' region allocates but the kernels' buffers.
-  const std::vector<ParamArray<T>> arrays = parameter_arrays();
   TeamErrors errors;
   if (split_ > 1) {
 #ifdef FASTMLP_WITH_OPENMP
@@ -411,7 +410,8 @@ double Trainer<T>::run(const std::int64_t* order, Index n, double learning_rate,
     // a nested team, created afresh for every GEMM.
     run_batches(0, order, n, arrays, errors);
   }
-  // (A failed run leaves the parameters as far as its batches got, as an interrupted one does.)
+  // A failed run leaves the parameters and moments as its last finished batch left them, t and
+  // the norm where they were: the fit raises, and its trainer is not used again.
   errors.rethrow_first();
   const Index n_batches = (n + batch_ - 1) / batch_;
   if (want_sq_norm) {

@@ -495,7 +495,7 @@ PYBIND11_MODULE(FASTMLP_MODULE_NAME, m) {
       },
       py::arg("batch"),
       "Private, for tests: from then on every trainer's last thread raises MemoryError "
-      "(std::bad_alloc) in its backward pass of that minibatch of each run; None: never.");
+      "(std::bad_alloc) as it starts that minibatch (0: the first) of each run; None: never.");
 
   add_packed_gemm_bindings(m);
   add_bf16_bindings(m);

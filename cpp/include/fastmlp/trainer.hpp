@@ -14,7 +14,6 @@
 #include "fastmlp/bf16_layers.hpp"
 #include "fastmlp/network.hpp"
 #include "fastmlp/optimizer.hpp"
-#include "fastmlp/parallel.hpp"
 
 namespace fastmlp {
 
@@ -31,14 +30,16 @@ struct TrainingData {
 };
 
 // How the threads share a minibatch whose GEMMs are too small to thread inside: `automatic`
-// splits its rows among the threads when the batch carries enough work to pay for the three
-// barriers per batch; `always` and `never` force the choice (for tests and experiments).
+// splits its rows among the threads when the batch carries enough work to pay for the barriers
+// per batch; `always` and `never` force the choice (for tests and experiments).
 enum class BatchSplit { automatic, always, never };
 
-// For tests: where not negative, every trainer's last thread throws std::bad_alloc in its
-// backward pass of that minibatch of each run, as a kernel's buffer that fails to grow would.
+// For tests: where not negative, every trainer's last thread throws std::bad_alloc as it starts
+// the forward and backward pass of that minibatch of each run, as a kernel's buffer that fails
+// to grow would.
 std::atomic<Index>& injected_fault_batch();
 
+class TeamErrors;
 template <class T>
 struct ThreadSlot;
 template <class T>
